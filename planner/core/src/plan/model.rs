@@ -1,0 +1,174 @@
+//! Plan types: the ★ `fleetfit/plan/v1` JSON contract.
+
+use crate::policy::Role;
+use serde::{Deserialize, Serialize};
+
+/// The schema tag of a plan.
+pub const PLAN_SCHEMA: &str = "fleetfit/plan/v1";
+
+/// A whole plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub schema: String,
+    pub inputs: PlanInputs,
+    pub summary: Summary,
+    pub devices: Vec<DevicePlan>,
+    /// Problems met while planning (a CEL condition failing on a device …), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Digests of the inputs: the same digests mean the same plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInputs {
+    pub catalog_digest: String,
+    pub policies_digest: String,
+    pub fleet_digest: String,
+    /// The day expiry was evaluated against, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<String>,
+}
+
+/// Counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub devices: usize,
+    pub assigned: usize,
+    pub blocked: usize,
+}
+
+/// Assigned: every role has a model. Blocked: at least one role has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Assigned,
+    Blocked,
+}
+
+impl Status {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Assigned => "assigned",
+            Status::Blocked => "blocked",
+        }
+    }
+}
+
+/// One device's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevicePlan {
+    pub device: String,
+    pub status: Status,
+    pub assignments: Vec<Assignment>,
+    /// Roles with no compliant model, each with its nearest miss.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<BlockedRole>,
+    /// Settings in force and where they came from.
+    pub settings: SettingsReport,
+    /// Candidates not chosen, nearest miss first (per role).
+    pub rejections: Vec<Rejection>,
+}
+
+/// Where each setting came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingsReport {
+    pub roles: Vec<Role>,
+    pub objective: String,
+    pub headroom_pct: f64,
+    pub context_target: u32,
+    pub kv_cache_type: String,
+    /// `setting = value (rule, file:line:col)` for each setting a rule or defaults block set.
+    pub from: Vec<String>,
+}
+
+/// A role nothing could serve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockedRole {
+    pub role: Role,
+    /// One line: how many candidates, and the nearest miss.
+    pub reason: String,
+}
+
+/// The model chosen for one role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub role: Role,
+    pub model: String,
+    pub quant: String,
+    pub context_tokens: u32,
+    pub placement: PlacementReport,
+    pub artifact: ArtifactRef,
+    pub estimate: EstimateReport,
+    /// Quality index after quantization loss, 0..1.
+    pub quality: f64,
+    pub because: Vec<Because>,
+}
+
+/// Backend and offload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlacementReport {
+    pub backend: String,
+    pub gpu_layers: u32,
+    /// Indices into the profile's `gpus`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<usize>,
+    /// Pool bytes used on each GPU (discrete), and system memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_bytes: Vec<u64>,
+    pub system_bytes: u64,
+}
+
+/// What to download.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub repo: String,
+    pub revision: String,
+    pub file: String,
+    pub format: String,
+    pub size_bytes: u64,
+    pub size_exact: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Estimate figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EstimateReport {
+    pub memory_bytes: u64,
+    pub weights_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub compute_bytes: u64,
+    pub overhead_bytes: u64,
+    pub tokens_per_second: f64,
+    /// The tightest memory pool after placing: share left free.
+    pub pool: String,
+    pub pool_used_bytes: u64,
+    pub pool_capacity_bytes: u64,
+}
+
+/// One reason for an assignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Because {
+    pub rule: String,
+    pub source: String,
+    pub message: String,
+}
+
+/// A candidate not chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub role: Role,
+    pub model: String,
+    /// The quantization, or `*` when every quantization of the model was rejected alike.
+    pub quant: String,
+    pub rule: String,
+    pub constraint: String,
+    pub message: String,
+    /// `path:line:col` of the rule, or `fleetfit` for built-in limits.
+    pub source: String,
+    /// `policy`, `memory` or `speed`.
+    pub kind: String,
+    /// Required / available for memory and speed misses (1.05 = 5 % short); 0 for policy.
+    pub closeness: f64,
+}

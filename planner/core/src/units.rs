@@ -1,0 +1,109 @@
+//! Byte quantities and their human formatting. Capacity is always `Bytes`, never a float.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A number of bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bytes(pub u64);
+
+/// One gibibyte.
+pub const GIB: u64 = 1 << 30;
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+impl Bytes {
+    /// Zero bytes.
+    pub const ZERO: Bytes = Bytes(0);
+
+    /// From gibibytes (fractional input rounds down to a byte).
+    pub fn from_gib(gib: f64) -> Bytes {
+        Bytes((gib * GIB as f64).max(0.0) as u64)
+    }
+
+    /// From mebibytes.
+    pub const fn from_mib(mib: u64) -> Bytes {
+        Bytes(mib * MIB)
+    }
+
+    /// As gibibytes.
+    pub fn gib(self) -> f64 {
+        self.0 as f64 / GIB as f64
+    }
+
+    /// As mebibytes.
+    pub fn mib(self) -> f64 {
+        self.0 as f64 / MIB as f64
+    }
+
+    /// Saturating subtraction.
+    #[must_use]
+    pub const fn saturating_sub(self, other: Bytes) -> Bytes {
+        Bytes(self.0.saturating_sub(other.0))
+    }
+
+    /// Saturating addition.
+    #[must_use]
+    pub const fn saturating_add(self, other: Bytes) -> Bytes {
+        Bytes(self.0.saturating_add(other.0))
+    }
+
+    /// Multiplies by a fraction, rounding down.
+    #[must_use]
+    pub fn scale(self, factor: f64) -> Bytes {
+        Bytes((self.0 as f64 * factor).max(0.0) as u64)
+    }
+}
+
+impl std::ops::Add for Bytes {
+    type Output = Bytes;
+    fn add(self, rhs: Bytes) -> Bytes {
+        self.saturating_add(rhs)
+    }
+}
+
+impl std::ops::AddAssign for Bytes {
+    fn add_assign(&mut self, rhs: Bytes) {
+        *self = self.saturating_add(rhs);
+    }
+}
+
+impl std::iter::Sum for Bytes {
+    fn sum<I: Iterator<Item = Bytes>>(iter: I) -> Bytes {
+        iter.fold(Bytes::ZERO, |a, b| a + b)
+    }
+}
+
+impl fmt::Display for Bytes {
+    /// `1.5 GiB`, `512 MiB`, `12 KiB`, `7 B`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= GIB {
+            write!(f, "{:.1} GiB", self.gib())
+        } else if b >= MIB {
+            write!(f, "{:.0} MiB", self.mib())
+        } else if b >= 1024 {
+            write!(f, "{:.0} KiB", b as f64 / 1024.0)
+        } else {
+            write!(f, "{b} B")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_binary_units() {
+        assert_eq!(Bytes(3 * GIB / 2).to_string(), "1.5 GiB");
+        assert_eq!(Bytes(512 * MIB).to_string(), "512 MiB");
+        assert_eq!(Bytes(7).to_string(), "7 B");
+    }
+
+    #[test]
+    fn subtraction_saturates() {
+        assert_eq!(Bytes(1).saturating_sub(Bytes(5)), Bytes::ZERO);
+    }
+}
