@@ -1,1 +1,81 @@
-fn main() {}
+//! `fleetfit`: the planner command line. Each command lives in its own file under `commands/`;
+//! this file holds the clap types and maps outcomes to the ★ exit codes.
+
+mod commands;
+mod inputs;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  error: could not compute (I/O, internal)
+  2  usage error
+  3  invalid input: a catalog, policy or profile file failed validation
+  4  the plan has a device with no compliant model (only with --fail-on-blocked)
+  5  diff found changes (only with --detailed-exitcode)";
+
+/// Decides which open-weight model each device should run, and explains why.
+#[derive(Parser, Debug)]
+#[command(name = "fleetfit", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Plan model + quantization + context + placement for devices (dry run).
+    #[command(after_help = EXIT_CODES)]
+    Plan(commands::plan::PlanArgs),
+    /// Estimate memory (weights, KV cache, compute, overhead) for a catalog model or a GGUF file.
+    #[command(after_help = EXIT_CODES)]
+    Estimate(commands::estimate::EstimateArgs),
+    /// Validate a catalog and policies; print every diagnostic.
+    #[command(after_help = EXIT_CODES)]
+    Lint(commands::lint::LintArgs),
+}
+
+/// How a command ended, other than success.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input (exit 3): diagnostics already carry `path:line:column`.
+    Invalid(fleetfit_core::Diagnostics),
+    /// Could not compute (exit 1).
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Error(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(a) => commands::plan::run(&a),
+        Command::Estimate(a) => commands::estimate::run(&a),
+        Command::Lint(a) => commands::lint::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Invalid(d)) => {
+            eprint!("{d}");
+            let n = d.iter().filter(|x| x.severity == fleetfit_core::Severity::Error).count();
+            eprintln!("fleetfit: error: {n} problem(s) in the input; nothing was planned");
+            ExitCode::from(3)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("fleetfit: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -10,7 +10,7 @@ pub mod defaults;
 pub mod diagnostic;
 pub mod digest;
 pub mod estimate;
-//pub mod gguf;
+pub mod gguf;
 pub mod hardware;
 pub mod plan;
 pub mod policy;

@@ -256,7 +256,7 @@ mod tests {
         let bad = GOOD.replace("  layers: 30\n", "  layers: 30\n  layerz: 31\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         assert_eq!(d.0[0].code, "unknown-field");
-        assert_eq!(d.0[0].line, 18, "{}", d);
+        assert_eq!((d.0[0].line, d.0[0].column), (15, 3), "{}", d);
     }
 
     #[test]
@@ -264,7 +264,7 @@ mod tests {
         let bad = GOOD.replace("  kv_heads: 3\n", "  kv_heads: 4\n").replace("  context_max: 8192\n", "  context_max: 100\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         let codes: Vec<_> = d.iter().map(|x| (x.line, x.code.as_str())).collect();
-        assert_eq!(codes, vec![(19, "impossible-number"), (24, "impossible-number")], "{d}");
+        assert_eq!(codes, vec![(18, "impossible-number"), (23, "impossible-number")], "{d}");
     }
 
     #[test]
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn suggests_the_nearest_quant_name() {
-        let bad = GOOD.replace("quant: Q4_1", "quant: Q4_l");
+        let bad = GOOD.replace("quant: Q4_1", "quant: Q41");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         assert!(d.0[0].message.contains("did you mean `Q4_1`"), "{d}");
     }

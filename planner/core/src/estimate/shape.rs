@@ -1,8 +1,7 @@
 //! `ModelShape`: the architecture numbers an estimate needs, from the catalog or a GGUF header.
 
 use crate::catalog::{ArchKind, Architecture};
-#[cfg(any())]
-use crate::gguf::GgufModelFacts;
+use crate::gguf::{GgufHeader, GgufModelFacts, TensorInfo};
 use serde::Serialize;
 
 /// Architecture numbers, whatever their source.
@@ -66,9 +65,10 @@ impl ModelShape {
     }
 
     /// From a GGUF header.
-    #[cfg(any())]
-    pub fn from_gguf(f: &GgufModelFacts) -> ModelShape {
-        let params_total = f.n_params;
+        pub fn from_gguf(header: &GgufHeader, f: &GgufModelFacts) -> ModelShape {
+        let params_total: u64 = header.tensors.iter().map(TensorInfo::n_elements).sum();
+        let expert_params: u64 =
+            header.tensors.iter().filter(|t| t.name.contains("_exps")).map(TensorInfo::n_elements).sum();
         let experts = match (f.expert_count, f.expert_used_count) {
             (Some(n), Some(k)) if n > 0 => Some((u32_of(n), u32_of(k), u32_of(f.expert_feed_forward_length.unwrap_or(0)))),
             _ => None,
@@ -76,7 +76,7 @@ impl ModelShape {
         let params_active = match experts {
             Some((n, k, _)) if n > 0 => {
                 // Expert tensors scale with n; everything else is read for every token.
-                let expert = f.expert_tensor_params;
+                let expert = expert_params;
                 params_total - expert + expert * u64::from(k) / u64::from(n)
             }
             _ => params_total,

@@ -1,0 +1,5 @@
+//! One file per `fleetfit` command.
+
+pub mod estimate;
+pub mod lint;
+pub mod plan;

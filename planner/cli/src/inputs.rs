@@ -1,0 +1,232 @@
+//! Reading the inputs of a command: catalog and policy directories (or the embedded defaults),
+//! fleets of device profiles (a directory, a file, or the control plane's URL), this machine.
+
+use crate::Failure;
+use anyhow::{Context as _, anyhow};
+use fleetfit_core::catalog::{Catalog, parse_catalog};
+use fleetfit_core::defaults;
+use fleetfit_core::diagnostic::{Diagnostic, Diagnostics};
+use fleetfit_core::policy::{PolicySet, parse_policies};
+use fleetfit_core::profile::DeviceProfile;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// `*.yaml`/`*.yml` files in `dir` (not recursive; `tests/` and hidden entries skipped), sorted.
+pub fn read_yaml_dir(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read directory `{}`", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml")))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read `{}`", p.display()))?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
+}
+
+/// The catalog from `dir`, or the embedded one.
+pub fn load_catalog(dir: Option<&Path>) -> Result<(Catalog, Vec<(String, String)>, Diagnostics), Failure> {
+    let sources = match dir {
+        Some(d) => read_yaml_dir(d)?,
+        None => defaults::owned(defaults::CATALOG),
+    };
+    let (catalog, warnings) = parse_catalog(&sources).map_err(Failure::Invalid)?;
+    Ok((catalog, sources, warnings))
+}
+
+/// Policies from `dir`, or the embedded default.
+pub fn load_policies(dir: Option<&Path>, today: Option<&str>) -> Result<(PolicySet, Vec<(String, String)>, Diagnostics), Failure> {
+    let sources = match dir {
+        Some(d) => read_yaml_dir(d)?,
+        None => defaults::owned(defaults::POLICIES),
+    };
+    if sources.is_empty() {
+        let path = dir.map_or_else(|| "<policies>".to_owned(), |d| d.display().to_string());
+        return Err(Failure::Invalid(Diagnostics(vec![Diagnostic::error(
+            &path,
+            0,
+            0,
+            "empty-policies",
+            "no policy files (`*.yaml`) found",
+        )])));
+    }
+    let (set, warnings) = parse_policies(&sources, today).map_err(Failure::Invalid)?;
+    Ok((set, sources, warnings))
+}
+
+/// Profiles from a directory, a file (one profile or a list) or an `http://` URL.
+/// Returns the profiles sorted by id and the raw texts (for the fleet digest).
+pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String)>), Failure> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        texts.push((spec.to_owned(), http_get(spec)?));
+    } else {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read fleet directory `{spec}`"))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            for f in files {
+                let t = std::fs::read_to_string(&f).with_context(|| format!("cannot read `{}`", f.display()))?;
+                texts.push((f.display().to_string(), t));
+            }
+            if texts.is_empty() {
+                return Err(Failure::Invalid(Diagnostics(vec![Diagnostic::error(
+                    spec,
+                    0,
+                    0,
+                    "empty-fleet",
+                    "the fleet directory has no `*.json` or `*.yaml` device profiles",
+                )])));
+            }
+        } else {
+            let t = std::fs::read_to_string(path).with_context(|| format!("cannot read fleet file `{spec}`"))?;
+            texts.push((spec.to_owned(), t));
+        }
+    }
+    let mut diags = Diagnostics::default();
+    let mut profiles = Vec::new();
+    for (path, text) in &texts {
+        match parse_profiles(path, text) {
+            Ok(list) => {
+                for p in list {
+                    diags.0.extend(p.validate(path));
+                    profiles.push(p);
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    profiles.sort_by(|a, b| a.id.cmp(&b.id));
+    for w in profiles.windows(2) {
+        if w[0].id == w[1].id {
+            diags.push(Diagnostic::error(spec, 0, 0, "duplicate-id", format!("device id `{}` appears more than once in the fleet", w[0].id)));
+        }
+    }
+    if diags.has_errors() {
+        return Err(Failure::Invalid(diags.sorted()));
+    }
+    Ok((profiles, texts))
+}
+
+fn parse_profiles(path: &str, text: &str) -> Result<Vec<DeviceProfile>, Diagnostic> {
+    let trimmed = text.trim_start();
+    let is_json = path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[');
+    if is_json {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_diag(path, &e))?;
+        // A list of profiles, the control plane's `{ "profiles": [...] }`, or one profile.
+        let list = match value {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut o) if o.contains_key("profiles") => match o.remove("profiles") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => return Err(Diagnostic::error(path, 0, 0, "wrong-type", "`profiles` must be a list of device profiles")),
+            },
+            one => vec![one],
+        };
+        list.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value::<DeviceProfile>(v).map_err(|e| {
+                    Diagnostic::error(path, 0, 0, "invalid-profile", format!("profile {i}: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|profiles| {
+                // Re-parse typed from text for one profile so errors carry line:column.
+                if profiles.len() == 1 && trimmed.starts_with('{') {
+                    serde_json::from_str::<DeviceProfile>(text).map(|p| vec![p]).map_err(|e| json_diag(path, &e))
+                } else {
+                    Ok(profiles)
+                }
+            })
+    } else if trimmed.starts_with('-') {
+        fleetfit_core::yaml::parse::<Vec<DeviceProfile>>(path, text)
+    } else {
+        fleetfit_core::yaml::parse::<DeviceProfile>(path, text).map(|p| vec![p])
+    }
+}
+
+fn json_diag(path: &str, e: &serde_json::Error) -> Diagnostic {
+    let msg = e.to_string();
+    let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
+    let code = if msg.starts_with("unknown field") {
+        "unknown-field"
+    } else if msg.starts_with("missing field") {
+        "missing-field"
+    } else if msg.starts_with("invalid type") {
+        "wrong-type"
+    } else {
+        "json-syntax"
+    };
+    Diagnostic::error(path, u32::try_from(e.line()).unwrap_or(0), u32::try_from(e.column()).unwrap_or(0), code, msg)
+}
+
+/// A plain HTTP/1.1 GET (the control plane on a private network). HTTPS needs the agent's
+/// TLS client and is refused here with a clear message.
+fn http_get(url: &str) -> Result<String, Failure> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("`{url}`: only http:// fleet URLs are supported by the planner; save the inventory to a file for https"))?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let path = if path == "/" || path.is_empty() { "/v1/fleet/profiles".to_owned() } else { path };
+    let addr = if host.contains(':') { host.to_owned() } else { format!("{host}:80") };
+    let mut stream = std::net::TcpStream::connect(&addr).with_context(|| format!("cannot connect to `{addr}`"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let token = std::env::var("FLEETFIT_TOKEN").map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{token}Connection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8(raw).map_err(|_| anyhow!("`{url}` returned a body that is not UTF-8"))?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("`{url}` returned a malformed HTTP response"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(anyhow!("`{url}` answered HTTP {status}").into());
+    }
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_owned())
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Today's date as `YYYY-MM-DD` (UTC), for rule expiry.
+pub fn today_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
