@@ -18,10 +18,19 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn table(name: &str, prefix: &str, files: &[PathBuf]) -> String {
-    let mut s = format!("/// Embedded `{prefix}` files: (display path, contents).\npub const {name}: &[(&str, &str)] = &[\n");
+    let mut s = format!(
+        "/// Embedded `{prefix}` files: (display path, contents).\npub const {name}: &[(&str, &str)] = &[\n"
+    );
     for f in files {
-        let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let _ = writeln!(s, "    (\"<embedded>/{prefix}/{file_name}\", include_str!({:?})),", f.display().to_string());
+        let file_name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "    (\"<embedded>/{prefix}/{file_name}\", include_str!({:?})),",
+            f.display().to_string()
+        );
     }
     s.push_str("];\n");
     s
@@ -38,9 +47,16 @@ fn main() {
     println!("cargo:rerun-if-changed={}", examples.display());
     let mut out = String::new();
     out.push_str(&table("CATALOG", "catalog", &yaml_files(&catalog)));
-    let default_policy: Vec<PathBuf> = yaml_files(&policies).into_iter().filter(|p| p.ends_with("default.yaml")).collect();
+    let default_policy: Vec<PathBuf> = yaml_files(&policies)
+        .into_iter()
+        .filter(|p| p.ends_with("default.yaml"))
+        .collect();
     out.push_str(&table("POLICIES", "policies", &default_policy));
-    out.push_str(&table("EXAMPLE_POLICIES", "policies/examples", &yaml_files(&examples)));
+    out.push_str(&table(
+        "EXAMPLE_POLICIES",
+        "policies/examples",
+        &yaml_files(&examples),
+    ));
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("embedded.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());

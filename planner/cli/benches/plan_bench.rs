@@ -33,13 +33,22 @@ fn children_max_rss() -> u64 {
     // SAFETY: getrusage only writes into the zeroed struct we pass; RUSAGE_CHILDREN is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
-    if rc == 0 { u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024 } else { 0 }
+    if rc == 0 {
+        u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+    } else {
+        0
+    }
 }
 
 fn showcase() -> Vec<DeviceProfile> {
     let dir = root().join("tests/fixtures/fleets/showcase");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -62,17 +71,29 @@ fn synthetic_fleet(n: usize, classes: &[DeviceProfile]) -> Vec<DeviceProfile> {
     let weights: Vec<(usize, u64)> = classes
         .iter()
         .enumerate()
-        .map(|(i, p)| (i, match p.labels.get("form_factor").map(String::as_str) {
-            Some("laptop") => 40,
-            Some("phone") => 25,
-            Some("vm") => 10,
-            Some("workstation" | "desktop") => 8,
-            Some("edge") => 5,
-            _ => 2,
-        }))
+        .map(|(i, p)| {
+            (
+                i,
+                match p.labels.get("form_factor").map(String::as_str) {
+                    Some("laptop") => 40,
+                    Some("phone") => 25,
+                    Some("vm") => 10,
+                    Some("workstation" | "desktop") => 8,
+                    Some("edge") => 5,
+                    _ => 2,
+                },
+            )
+        })
         .collect();
     let total: u64 = weights.iter().map(|(_, w)| w).sum();
-    let depts = ["finance", "engineering", "sales", "research", "operations", "it"];
+    let depts = [
+        "finance",
+        "engineering",
+        "sales",
+        "research",
+        "operations",
+        "it",
+    ];
     (0..n)
         .map(|i| {
             let mut pick = next() % total;
@@ -87,7 +108,10 @@ fn synthetic_fleet(n: usize, classes: &[DeviceProfile]) -> Vec<DeviceProfile> {
             let mut p = classes[class].clone();
             p.id = format!("{}-{i:06}", p.id);
             p.hostname.clone_from(&p.id);
-            p.labels.insert("dept".into(), depts[(next() % depts.len() as u64) as usize].into());
+            p.labels.insert(
+                "dept".into(),
+                depts[(next() % depts.len() as u64) as usize].into(),
+            );
             let busy = 0.5 + (next() % 450) as f64 / 1000.0; // 50–95 % of memory available
             p.memory.available_bytes = (p.memory.total_bytes as f64 * busy) as u64;
             p
@@ -101,7 +125,13 @@ fn bench_cli_single_machine(results: &mut Vec<String>) {
     let profile = root().join("tests/fixtures/fleets/showcase/ws-rtx4090.json");
     let one = dir.path().join("one.json");
     std::fs::copy(&profile, &one).expect("copy profile");
-    let args = ["plan", "--fleet", one.to_str().unwrap_or_default(), "--format", "json"];
+    let args = [
+        "plan",
+        "--fleet",
+        one.to_str().unwrap_or_default(),
+        "--format",
+        "json",
+    ];
     let _ = Command::new(exe).args(args).output();
     let mut times = Vec::new();
     for _ in 0..30 {
@@ -115,7 +145,10 @@ fn bench_cli_single_machine(results: &mut Vec<String>) {
         let mut v = Vec::new();
         for _ in 0..10 {
             let t = Instant::now();
-            let o = Command::new(exe).args(["plan", "--format", "json"]).output().expect("run fleetfit");
+            let o = Command::new(exe)
+                .args(["plan", "--format", "json"])
+                .output()
+                .expect("run fleetfit");
             v.push(t.elapsed());
             assert!(o.status.success());
         }
@@ -134,14 +167,21 @@ fn bench_cli_single_machine(results: &mut Vec<String>) {
 
 fn bench_fleets(results: &mut Vec<String>) {
     let (catalog, _) = parse_catalog(&defaults::owned(defaults::CATALOG)).expect("catalog");
-    let (policies, _) = parse_policies(&defaults::owned(defaults::EXAMPLE_POLICIES), Some("2026-11-24")).expect("policies");
+    let (policies, _) = parse_policies(
+        &defaults::owned(defaults::EXAMPLE_POLICIES),
+        Some("2026-11-24"),
+    )
+    .expect("policies");
     let classes = showcase();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let candidates: usize = catalog.models.iter().map(|m| m.artifacts.len()).sum();
     let mut base_rate = 0.0;
     for n in [1_000usize, 10_000, 100_000] {
         let fleet = synthetic_fleet(n, &classes);
-        let options = PlanOptions { today: Some("2026-11-24".into()), threads };
+        let options = PlanOptions {
+            today: Some("2026-11-24".into()),
+            threads,
+        };
         let runs = if n >= 100_000 { 3 } else { 5 };
         let mut times = Vec::new();
         let mut assigned = 0;
@@ -170,7 +210,11 @@ fn bench_gguf_header(results: &mut Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("llama-3.1-8b-shape.Q4_K.gguf");
     let mut tensors: Vec<(String, Vec<u64>, GgmlType)> = vec![
-        ("token_embd.weight".into(), vec![4096, 128_256], GgmlType::Q4_K),
+        (
+            "token_embd.weight".into(),
+            vec![4096, 128_256],
+            GgmlType::Q4_K,
+        ),
         ("output_norm.weight".into(), vec![4096], GgmlType::F32),
         ("output.weight".into(), vec![4096, 128_256], GgmlType::Q6_K),
     ];
@@ -189,8 +233,12 @@ fn bench_gguf_header(results: &mut Vec<String>) {
             tensors.push((format!("blk.{i}.{name}.weight"), shape, t));
         }
     }
-    let tokens: Vec<GgufValue> = (0..128_256).map(|i| GgufValue::String(format!("tok{i:06}_ĠHello"))).collect();
-    let merges: Vec<GgufValue> = (0..280_147).map(|i| GgufValue::String(format!("Ġ{i} t{i}"))).collect();
+    let tokens: Vec<GgufValue> = (0..128_256)
+        .map(|i| GgufValue::String(format!("tok{i:06}_ĠHello")))
+        .collect();
+    let merges: Vec<GgufValue> = (0..280_147)
+        .map(|i| GgufValue::String(format!("Ġ{i} t{i}")))
+        .collect();
     let meta = vec![
         ("general.architecture", GgufValue::String("llama".into())),
         ("general.file_type", GgufValue::U32(15)),
@@ -201,10 +249,19 @@ fn bench_gguf_header(results: &mut Vec<String>) {
         ("llama.attention.head_count", GgufValue::U32(32)),
         ("llama.attention.head_count_kv", GgufValue::U32(8)),
         ("tokenizer.ggml.model", GgufValue::String("gpt2".into())),
-        ("tokenizer.ggml.tokens", GgufValue::Array(GgufArray::new(GgufValueType::String, tokens))),
-        ("tokenizer.ggml.merges", GgufValue::Array(GgufArray::new(GgufValueType::String, merges))),
+        (
+            "tokenizer.ggml.tokens",
+            GgufValue::Array(GgufArray::new(GgufValueType::String, tokens)),
+        ),
+        (
+            "tokenizer.ggml.merges",
+            GgufValue::Array(GgufArray::new(GgufValueType::String, merges)),
+        ),
     ];
-    let refs: Vec<(&str, &[u64], GgmlType)> = tensors.iter().map(|(n, s, t)| (n.as_str(), s.as_slice(), *t)).collect();
+    let refs: Vec<(&str, &[u64], GgmlType)> = tensors
+        .iter()
+        .map(|(n, s, t)| (n.as_str(), s.as_slice(), *t))
+        .collect();
     let mut f = std::fs::File::create(&path).expect("create");
     let data_start = write_header(&mut f, &meta, &refs).expect("header");
     // The weights: a sparse 4+ GB tail, so the file has its real size without writing 4 GB.
@@ -216,7 +273,15 @@ fn bench_gguf_header(results: &mut Vec<String>) {
     drop(f);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let exe = env!("CARGO_BIN_EXE_fleetfit");
-    let args = ["estimate", "--gguf", path.to_str().unwrap_or_default(), "--context", "8192", "--format", "json"];
+    let args = [
+        "estimate",
+        "--gguf",
+        path.to_str().unwrap_or_default(),
+        "--context",
+        "8192",
+        "--format",
+        "json",
+    ];
     let mut times = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -244,7 +309,10 @@ fn bench_gguf_header(results: &mut Vec<String>) {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a quick pass then.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let mut results = vec!["| benchmark | measured | target |".to_owned(), "|---|---|---|".to_owned()];
+    let mut results = vec![
+        "| benchmark | measured | target |".to_owned(),
+        "|---|---|---|".to_owned(),
+    ];
     if quick {
         println!("plan_bench: run with `cargo bench -p fleetfit-cli` for figures");
         return;

@@ -13,25 +13,32 @@ use std::path::{Path, PathBuf};
 
 /// `*.yaml`/`*.yml` files in `dir` (not recursive; `tests/` and hidden entries skipped), sorted.
 pub fn read_yaml_dir(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read directory `{}`", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory `{}`", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml")))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml"))
+        })
         .collect();
     paths.sort();
     paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read `{}`", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read `{}`", p.display()))?;
             Ok((p.display().to_string(), text))
         })
         .collect()
 }
 
 /// The catalog from `dir`, or the embedded one.
-pub fn load_catalog(dir: Option<&Path>) -> Result<(Catalog, Vec<(String, String)>, Diagnostics), Failure> {
+pub fn load_catalog(
+    dir: Option<&Path>,
+) -> Result<(Catalog, Vec<(String, String)>, Diagnostics), Failure> {
     let sources = match dir {
         Some(d) => read_yaml_dir(d)?,
         None => defaults::owned(defaults::CATALOG),
@@ -41,7 +48,10 @@ pub fn load_catalog(dir: Option<&Path>) -> Result<(Catalog, Vec<(String, String)
 }
 
 /// Policies from `dir`, or the embedded default.
-pub fn load_policies(dir: Option<&Path>, today: Option<&str>) -> Result<(PolicySet, Vec<(String, String)>, Diagnostics), Failure> {
+pub fn load_policies(
+    dir: Option<&Path>,
+    today: Option<&str>,
+) -> Result<(PolicySet, Vec<(String, String)>, Diagnostics), Failure> {
     let sources = match dir {
         Some(d) => read_yaml_dir(d)?,
         None => defaults::owned(defaults::POLICIES),
@@ -73,11 +83,16 @@ pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String
                 .with_context(|| format!("cannot read fleet directory `{spec}`"))?
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml"))
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension()
+                            .is_some_and(|e| e == "json" || e == "yaml" || e == "yml")
+                })
                 .collect();
             files.sort();
             for f in files {
-                let t = std::fs::read_to_string(&f).with_context(|| format!("cannot read `{}`", f.display()))?;
+                let t = std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read `{}`", f.display()))?;
                 texts.push((f.display().to_string(), t));
             }
             if texts.is_empty() {
@@ -90,7 +105,8 @@ pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String
                 )])));
             }
         } else {
-            let t = std::fs::read_to_string(path).with_context(|| format!("cannot read fleet file `{spec}`"))?;
+            let t = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read fleet file `{spec}`"))?;
             texts.push((spec.to_owned(), t));
         }
     }
@@ -110,7 +126,16 @@ pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String
     profiles.sort_by(|a, b| a.id.cmp(&b.id));
     for w in profiles.windows(2) {
         if w[0].id == w[1].id {
-            diags.push(Diagnostic::error(spec, 0, 0, "duplicate-id", format!("device id `{}` appears more than once in the fleet", w[0].id)));
+            diags.push(Diagnostic::error(
+                spec,
+                0,
+                0,
+                "duplicate-id",
+                format!(
+                    "device id `{}` appears more than once in the fleet",
+                    w[0].id
+                ),
+            ));
         }
     }
     if diags.has_errors() {
@@ -123,14 +148,25 @@ fn parse_profiles(path: &str, text: &str) -> Result<Vec<DeviceProfile>, Diagnost
     let trimmed = text.trim_start();
     let is_json = path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[');
     if is_json {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_diag(path, &e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| json_diag(path, &e))?;
         // A list of profiles, the control plane's `{ "profiles": [...] }`, or one profile.
         let list = match value {
             serde_json::Value::Array(items) => items,
-            serde_json::Value::Object(mut o) if o.contains_key("profiles") => match o.remove("profiles") {
-                Some(serde_json::Value::Array(items)) => items,
-                _ => return Err(Diagnostic::error(path, 0, 0, "wrong-type", "`profiles` must be a list of device profiles")),
-            },
+            serde_json::Value::Object(mut o) if o.contains_key("profiles") => {
+                match o.remove("profiles") {
+                    Some(serde_json::Value::Array(items)) => items,
+                    _ => {
+                        return Err(Diagnostic::error(
+                            path,
+                            0,
+                            0,
+                            "wrong-type",
+                            "`profiles` must be a list of device profiles",
+                        ));
+                    }
+                }
+            }
             one => vec![one],
         };
         list.into_iter()
@@ -144,7 +180,9 @@ fn parse_profiles(path: &str, text: &str) -> Result<Vec<DeviceProfile>, Diagnost
             .and_then(|profiles| {
                 // Re-parse typed from text for one profile so errors carry line:column.
                 if profiles.len() == 1 && trimmed.starts_with('{') {
-                    serde_json::from_str::<DeviceProfile>(text).map(|p| vec![p]).map_err(|e| json_diag(path, &e))
+                    serde_json::from_str::<DeviceProfile>(text)
+                        .map(|p| vec![p])
+                        .map_err(|e| json_diag(path, &e))
                 } else {
                     Ok(profiles)
                 }
@@ -158,7 +196,10 @@ fn parse_profiles(path: &str, text: &str) -> Result<Vec<DeviceProfile>, Diagnost
 
 fn json_diag(path: &str, e: &serde_json::Error) -> Diagnostic {
     let msg = e.to_string();
-    let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
+    let msg = msg
+        .rsplit_once(" at line ")
+        .map_or(msg.as_str(), |(m, _)| m)
+        .to_owned();
     let code = if msg.starts_with("unknown field") {
         "unknown-field"
     } else if msg.starts_with("missing field") {
@@ -168,7 +209,13 @@ fn json_diag(path: &str, e: &serde_json::Error) -> Diagnostic {
     } else {
         "json-syntax"
     };
-    Diagnostic::error(path, u32::try_from(e.line()).unwrap_or(0), u32::try_from(e.column()).unwrap_or(0), code, msg)
+    Diagnostic::error(
+        path,
+        u32::try_from(e.line()).unwrap_or(0),
+        u32::try_from(e.column()).unwrap_or(0),
+        code,
+        msg,
+    )
 }
 
 /// A plain HTTP/1.1 GET (the control plane on a private network). HTTPS needs the agent's
@@ -177,22 +224,44 @@ fn http_get(url: &str) -> Result<String, Failure> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("`{url}`: only http:// fleet URLs are supported by the planner; save the inventory to a file for https"))?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let path = if path == "/" || path.is_empty() { "/v1/fleet/profiles".to_owned() } else { path };
-    let addr = if host.contains(':') { host.to_owned() } else { format!("{host}:80") };
-    let mut stream = std::net::TcpStream::connect(&addr).with_context(|| format!("cannot connect to `{addr}`"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let path = if path == "/" || path.is_empty() {
+        "/v1/fleet/profiles".to_owned()
+    } else {
+        path
+    };
+    let addr = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    let mut stream = std::net::TcpStream::connect(&addr)
+        .with_context(|| format!("cannot connect to `{addr}`"))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    let token = std::env::var("FLEETFIT_TOKEN").map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{token}Connection: close\r\n\r\n")?;
+    let token = std::env::var("FLEETFIT_TOKEN")
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{token}Connection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8(raw).map_err(|_| anyhow!("`{url}` returned a body that is not UTF-8"))?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("`{url}` returned a malformed HTTP response"))?;
+    let text =
+        String::from_utf8(raw).map_err(|_| anyhow!("`{url}` returned a body that is not UTF-8"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("`{url}` returned a malformed HTTP response"))?;
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
         return Err(anyhow!("`{url}` answered HTTP {status}").into());
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Ok(dechunk(body));
     }
     Ok(body.to_owned())

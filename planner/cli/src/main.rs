@@ -69,7 +69,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(Failure::Invalid(d)) => {
             eprint!("{d}");
-            let n = d.iter().filter(|x| x.severity == fleetfit_core::Severity::Error).count();
+            let n = d
+                .iter()
+                .filter(|x| x.severity == fleetfit_core::Severity::Error)
+                .count();
             eprintln!("fleetfit: error: {n} problem(s) in the input; nothing was planned");
             ExitCode::from(3)
         }

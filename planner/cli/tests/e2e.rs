@@ -29,7 +29,9 @@ const SHOWCASE: &str = "tests/fixtures/fleets/showcase";
 const TODAY: &str = "2026-11-24";
 
 fn showcase_plan(policies: Option<&str>) -> serde_json::Value {
-    let mut args = vec!["plan", "--fleet", SHOWCASE, "--format", "json", "--today", TODAY];
+    let mut args = vec![
+        "plan", "--fleet", SHOWCASE, "--format", "json", "--today", TODAY,
+    ];
     if let Some(p) = policies {
         args.extend(["--policies", p]);
     }
@@ -38,7 +40,11 @@ fn showcase_plan(policies: Option<&str>) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("plan JSON")
 }
 
-fn assignment<'a>(plan: &'a serde_json::Value, device: &str, role: &str) -> Option<&'a serde_json::Value> {
+fn assignment<'a>(
+    plan: &'a serde_json::Value,
+    device: &str,
+    role: &str,
+) -> Option<&'a serde_json::Value> {
     plan["devices"]
         .as_array()?
         .iter()
@@ -49,9 +55,17 @@ fn assignment<'a>(plan: &'a serde_json::Value, device: &str, role: &str) -> Opti
 }
 
 fn params_b(model: &str) -> f64 {
-    let text = std::fs::read_to_string(root().join("catalog").join(format!("{model}.yaml"))).expect("catalog file");
-    let line = text.lines().find(|l| l.trim_start().starts_with("params_total:")).expect("params_total");
-    line.split(':').nth(1).and_then(|v| v.trim().parse::<f64>().ok()).expect("number") / 1e9
+    let text = std::fs::read_to_string(root().join("catalog").join(format!("{model}.yaml")))
+        .expect("catalog file");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("params_total:"))
+        .expect("params_total");
+    line.split(':')
+        .nth(1)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("number")
+        / 1e9
 }
 
 #[test]
@@ -68,7 +82,16 @@ fn showcase_plan_json_snapshot() {
 
 #[test]
 fn showcase_example_policies_text_snapshot() {
-    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--policies", "policies/examples", "--today", TODAY, "--explain"]);
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--policies",
+        "policies/examples",
+        "--today",
+        TODAY,
+        "--explain",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     insta::assert_snapshot!("showcase_examples_text", stdout(&o));
 }
@@ -79,11 +102,21 @@ fn every_showcase_device_gets_a_sensible_and_different_answer() {
     let devices = plan["devices"].as_array().expect("devices");
     assert_eq!(devices.len(), 9);
     for d in devices {
-        assert_eq!(d["status"], "assigned", "{} is blocked: {}", d["device"], d["blocked"]);
+        assert_eq!(
+            d["status"], "assigned",
+            "{} is blocked: {}",
+            d["device"], d["blocked"]
+        );
     }
-    let chat = |id: &str| assignment(&plan, id, "chat").unwrap_or_else(|| panic!("{id} has no chat model"));
+    let chat = |id: &str| {
+        assignment(&plan, id, "chat").unwrap_or_else(|| panic!("{id} has no chat model"))
+    };
     let phone = chat("phone-s24-ultra");
-    assert!(params_b(phone["model"].as_str().unwrap_or("")) <= 4.5, "phone got {}", phone["model"]);
+    assert!(
+        params_b(phone["model"].as_str().unwrap_or("")) <= 4.5,
+        "phone got {}",
+        phone["model"]
+    );
     for heavy in ["dgx-spark", "strix-halo"] {
         let m = chat(heavy)["model"].as_str().unwrap_or("").to_owned();
         assert!(params_b(&m) >= 20.0, "{heavy} got {m}");
@@ -94,11 +127,17 @@ fn every_showcase_device_gets_a_sensible_and_different_answer() {
     assert_eq!(spark["placement"]["backend"], "cuda");
     let mac = chat("mac-m4-max");
     assert_eq!(mac["placement"]["backend"], "metal");
-    let answers: std::collections::BTreeSet<String> =
-        ["phone-s24-ultra", "laptop-lunar-lake", "ws-rtx4090", "dgx-spark", "jetson-orin-nano", "vm-cpu-only"]
-            .iter()
-            .map(|id| format!("{} {}", chat(id)["model"], chat(id)["quant"]))
-            .collect();
+    let answers: std::collections::BTreeSet<String> = [
+        "phone-s24-ultra",
+        "laptop-lunar-lake",
+        "ws-rtx4090",
+        "dgx-spark",
+        "jetson-orin-nano",
+        "vm-cpu-only",
+    ]
+    .iter()
+    .map(|id| format!("{} {}", chat(id)["model"], chat(id)["quant"]))
+    .collect();
     assert!(answers.len() >= 5, "answers are too alike: {answers:?}");
 }
 
@@ -107,24 +146,69 @@ fn example_policies_apply_their_rules() {
     let plan = showcase_plan(Some("policies/examples"));
     let finance = assignment(&plan, "laptop-lunar-lake", "chat").expect("finance laptop assigned");
     let model = finance["model"].as_str().unwrap_or_default();
-    let text = std::fs::read_to_string(root().join("catalog").join(format!("{model}.yaml"))).expect("catalog file");
-    assert!(text.contains("license: Apache-2.0") || text.contains("license: MIT"), "finance laptop got {model}");
-    assert!(finance["because"].as_array().expect("because").iter().any(|b| b["rule"] == "finance-laptops"));
+    let text = std::fs::read_to_string(root().join("catalog").join(format!("{model}.yaml")))
+        .expect("catalog file");
+    assert!(
+        text.contains("license: Apache-2.0") || text.contains("license: MIT"),
+        "finance laptop got {model}"
+    );
+    assert!(
+        finance["because"]
+            .as_array()
+            .expect("because")
+            .iter()
+            .any(|b| b["rule"] == "finance-laptops")
+    );
     let phone = assignment(&plan, "phone-s24-ultra", "chat").expect("phone assigned");
-    assert!(phone["quant"].as_str().unwrap_or_default().starts_with("Q4"), "{}", phone["quant"]);
+    assert!(
+        phone["quant"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Q4"),
+        "{}",
+        phone["quant"]
+    );
     let code = assignment(&plan, "dgx-spark", "code").expect("DGX Spark gets a code model");
-    assert!(params_b(code["model"].as_str().unwrap_or_default()) >= 20.0, "{}", code["model"]);
+    assert!(
+        params_b(code["model"].as_str().unwrap_or_default()) >= 20.0,
+        "{}",
+        code["model"]
+    );
     for d in plan["devices"].as_array().expect("devices") {
         for a in d["assignments"].as_array().expect("assignments") {
-            assert!(!a["model"].as_str().unwrap_or_default().starts_with("gemma"), "gemma assigned to {}", d["device"]);
+            assert!(
+                !a["model"].as_str().unwrap_or_default().starts_with("gemma"),
+                "gemma assigned to {}",
+                d["device"]
+            );
         }
     }
 }
 
 #[test]
 fn plan_output_is_deterministic() {
-    let a = fleetfit(&["plan", "--fleet", SHOWCASE, "--format", "json", "--today", TODAY, "--threads", "1"]);
-    let b = fleetfit(&["plan", "--fleet", SHOWCASE, "--format", "json", "--today", TODAY, "--threads", "2"]);
+    let a = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--format",
+        "json",
+        "--today",
+        TODAY,
+        "--threads",
+        "1",
+    ]);
+    let b = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--format",
+        "json",
+        "--today",
+        TODAY,
+        "--threads",
+        "2",
+    ]);
     assert_eq!(a.stdout, b.stdout);
 }
 
@@ -139,10 +223,14 @@ fn plans_this_machine_without_a_fleet() {
 
 #[test]
 fn markdown_and_yaml_formats_render() {
-    let md = fleetfit(&["plan", "--fleet", SHOWCASE, "--format", "markdown", "--today", TODAY]);
+    let md = fleetfit(&[
+        "plan", "--fleet", SHOWCASE, "--format", "markdown", "--today", TODAY,
+    ]);
     assert_eq!(md.status.code(), Some(0));
     assert!(stdout(&md).contains("| device | role | model |"));
-    let y = fleetfit(&["plan", "--fleet", SHOWCASE, "--format", "yaml", "--today", TODAY]);
+    let y = fleetfit(&[
+        "plan", "--fleet", SHOWCASE, "--format", "yaml", "--today", TODAY,
+    ]);
     assert_eq!(y.status.code(), Some(0));
     assert!(stdout(&y).contains("schema: fleetfit/plan/v1"));
 }
@@ -161,19 +249,36 @@ fn policy(rules: &str) -> String {
 
 #[test]
 fn malformed_policy_yaml_names_file_line_and_column() {
-    let dir = temp_with(&[("p.yaml", "apiVersion: fleetfit/v1\nkind: FleetPolicy\nmetadata: {name: t}\nrules: [\n")]);
-    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--policies", &dir.path().display().to_string()]);
+    let dir = temp_with(&[(
+        "p.yaml",
+        "apiVersion: fleetfit/v1\nkind: FleetPolicy\nmetadata: {name: t}\nrules: [\n",
+    )]);
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--policies",
+        &dir.path().display().to_string(),
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("p.yaml:4:"), "{}", stderr(&o));
 }
 
 #[test]
 fn unknown_policy_field_is_an_error_with_what_was_expected() {
-    let dir = temp_with(&[("p.yaml", &policy("  - id: a\n    mach: {labels: {dept: x}}\n"))]);
+    let dir = temp_with(&[(
+        "p.yaml",
+        &policy("  - id: a\n    mach: {labels: {dept: x}}\n"),
+    )]);
     let o = fleetfit(&["lint", "--policies", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
-    assert!(e.contains("p.yaml:6:5") && e.contains("unknown field `mach`") && e.contains("expected one of"), "{e}");
+    assert!(
+        e.contains("p.yaml:6:5")
+            && e.contains("unknown field `mach`")
+            && e.contains("expected one of"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -186,41 +291,69 @@ fn duplicate_keys_are_rejected() {
 
 #[test]
 fn cel_that_does_not_parse_is_an_error() {
-    let dir = temp_with(&[("p.yaml", &policy("  - id: a\n    when: device.labels.dept == \n"))]);
+    let dir = temp_with(&[(
+        "p.yaml",
+        &policy("  - id: a\n    when: device.labels.dept == \n"),
+    )]);
     let o = fleetfit(&["lint", "--policies", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("p.yaml:6:") && stderr(&o).contains("[cel]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("p.yaml:6:") && stderr(&o).contains("[cel]"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn cel_naming_a_field_profiles_lack_is_an_error_with_a_hint() {
-    let dir = temp_with(&[("p.yaml", &policy("  - id: a\n    when: device.memory.total_gb > 8\n"))]);
+    let dir = temp_with(&[(
+        "p.yaml",
+        &policy("  - id: a\n    when: device.memory.total_gb > 8\n"),
+    )]);
     let o = fleetfit(&["lint", "--policies", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
-    assert!(e.contains("device.memory.total_gb") && e.contains("did you mean `memory.total_gib`"), "{e}");
+    assert!(
+        e.contains("device.memory.total_gb") && e.contains("did you mean `memory.total_gib`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_typed_catalog_value_is_an_error() {
-    let good = std::fs::read_to_string(root().join("catalog/smollm2-135m-instruct.yaml")).expect("read");
-    let dir = temp_with(&[("smollm2-135m-instruct.yaml", &good.replace("layers: 30", "layers: thirty"))]);
+    let good =
+        std::fs::read_to_string(root().join("catalog/smollm2-135m-instruct.yaml")).expect("read");
+    let dir = temp_with(&[(
+        "smollm2-135m-instruct.yaml",
+        &good.replace("layers: 30", "layers: thirty"),
+    )]);
     let o = fleetfit(&["lint", "--catalog", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("smollm2-135m-instruct.yaml:14:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("smollm2-135m-instruct.yaml:14:"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn an_empty_catalog_is_invalid_input() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--catalog", &dir.path().display().to_string()]);
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--catalog",
+        &dir.path().display().to_string(),
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("empty-catalog"), "{}", stderr(&o));
 }
 
 #[test]
 fn a_profile_with_zero_memory_is_invalid_input() {
-    let text = std::fs::read_to_string(root().join(SHOWCASE).join("vm-cpu-only.json")).expect("read");
+    let text =
+        std::fs::read_to_string(root().join(SHOWCASE).join("vm-cpu-only.json")).expect("read");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     v["memory"]["total_bytes"] = 0.into();
     v["memory"]["available_bytes"] = 0.into();
@@ -232,24 +365,55 @@ fn a_profile_with_zero_memory_is_invalid_input() {
 
 #[test]
 fn a_profile_with_an_unknown_field_names_line_and_column() {
-    let dir = temp_with(&[("p.json", "{\n  \"schema\": \"fleetfit/device-profile/v1\",\n  \"idd\": \"x\"\n}\n")]);
+    let dir = temp_with(&[(
+        "p.json",
+        "{\n  \"schema\": \"fleetfit/device-profile/v1\",\n  \"idd\": \"x\"\n}\n",
+    )]);
     let o = fleetfit(&["plan", "--fleet", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("p.json:3:") && stderr(&o).contains("unknown field `idd`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("p.json:3:") && stderr(&o).contains("unknown field `idd`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn a_policy_that_forbids_everything_blocks_devices_with_a_reason() {
-    let dir = temp_with(&[("p.yaml", &policy("  - id: nothing-allowed\n    description: freeze\n    effect: forbid\n"))]);
+    let dir = temp_with(&[(
+        "p.yaml",
+        &policy("  - id: nothing-allowed\n    description: freeze\n    effect: forbid\n"),
+    )]);
     let p = dir.path().display().to_string();
-    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--policies", &p, "--format", "json"]);
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--policies",
+        &p,
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(plan["summary"]["blocked"], 9);
     let d = &plan["devices"][0];
     assert_eq!(d["status"], "blocked");
-    assert!(d["rejections"].as_array().expect("rejections").iter().all(|r| r["rule"] == "nothing-allowed"));
-    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--policies", &p, "--fail-on-blocked"]);
+    assert!(
+        d["rejections"]
+            .as_array()
+            .expect("rejections")
+            .iter()
+            .all(|r| r["rule"] == "nothing-allowed")
+    );
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--policies",
+        &p,
+        "--fail-on-blocked",
+    ]);
     assert_eq!(o.status.code(), Some(4));
 }
 
@@ -262,7 +426,13 @@ fn a_missing_fleet_directory_is_an_error() {
 
 #[test]
 fn lint_accepts_the_shipped_catalog_and_policies() {
-    let o = fleetfit(&["lint", "--catalog", "catalog", "--policies", "policies/examples"]);
+    let o = fleetfit(&[
+        "lint",
+        "--catalog",
+        "catalog",
+        "--policies",
+        "policies/examples",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = fleetfit(&["lint"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -270,10 +440,26 @@ fn lint_accepts_the_shipped_catalog_and_policies() {
 
 #[test]
 fn estimate_reports_the_contract_fields() {
-    let o = fleetfit(&["estimate", "smollm2-135m-instruct", "--quant", "Q4_1", "--context", "8192", "--format", "json"]);
+    let o = fleetfit(&[
+        "estimate",
+        "smollm2-135m-instruct",
+        "--quant",
+        "Q4_1",
+        "--context",
+        "8192",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    for k in ["weights_bytes", "kv_cache_bytes", "compute_bytes", "overhead_bytes", "total_bytes", "context_tokens"] {
+    for k in [
+        "weights_bytes",
+        "kv_cache_bytes",
+        "compute_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "context_tokens",
+    ] {
         assert!(v[k].is_u64(), "missing {k}: {v}");
     }
     assert_eq!(v["weights_bytes"], 98_362_432);
@@ -283,9 +469,20 @@ fn estimate_reports_the_contract_fields() {
 
 #[test]
 fn estimate_of_an_unknown_model_suggests_a_near_name() {
-    let o = fleetfit(&["estimate", "smollm2-135m-instruc", "--quant", "Q4_1", "--context", "512"]);
+    let o = fleetfit(&[
+        "estimate",
+        "smollm2-135m-instruc",
+        "--quant",
+        "Q4_1",
+        "--context",
+        "512",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("did you mean `smollm2-135m-instruct`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean `smollm2-135m-instruct`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -301,10 +498,22 @@ fn estimate_reads_only_the_gguf_header() {
         ("output.weight".into(), vec![256, 1000], GgmlType::Q8_0),
     ];
     for i in 0..n_layers {
-        for (n, shape) in [("attn_q", vec![256, 256]), ("attn_k", vec![256, 64]), ("attn_v", vec![256, 64]), ("attn_output", vec![256, 256]), ("ffn_gate", vec![256, 512]), ("ffn_up", vec![256, 512]), ("ffn_down", vec![512, 256])] {
+        for (n, shape) in [
+            ("attn_q", vec![256, 256]),
+            ("attn_k", vec![256, 64]),
+            ("attn_v", vec![256, 64]),
+            ("attn_output", vec![256, 256]),
+            ("ffn_gate", vec![256, 512]),
+            ("ffn_up", vec![256, 512]),
+            ("ffn_down", vec![512, 256]),
+        ] {
             tensors.push((format!("blk.{i}.{n}.weight"), shape, GgmlType::Q8_0));
         }
-        tensors.push((format!("blk.{i}.attn_norm.weight"), vec![256], GgmlType::F32));
+        tensors.push((
+            format!("blk.{i}.attn_norm.weight"),
+            vec![256],
+            GgmlType::F32,
+        ));
         tensors.push((format!("blk.{i}.ffn_norm.weight"), vec![256], GgmlType::F32));
     }
     let meta = vec![
@@ -316,11 +525,22 @@ fn estimate_reads_only_the_gguf_header() {
         ("llama.attention.head_count", GgufValue::U32(4)),
         ("llama.attention.head_count_kv", GgufValue::U32(1)),
     ];
-    let refs: Vec<(&str, &[u64], GgmlType)> = tensors.iter().map(|(n, s, t)| (n.as_str(), s.as_slice(), *t)).collect();
+    let refs: Vec<(&str, &[u64], GgmlType)> = tensors
+        .iter()
+        .map(|(n, s, t)| (n.as_str(), s.as_slice(), *t))
+        .collect();
     write_header(&mut f, &meta, &refs).expect("header");
     // No tensor data at all: a header-only reader must not care.
     drop(f);
-    let o = fleetfit(&["estimate", "--gguf", &path.display().to_string(), "--context", "4096", "--format", "json"]);
+    let o = fleetfit(&[
+        "estimate",
+        "--gguf",
+        &path.display().to_string(),
+        "--context",
+        "4096",
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     // 2 layers × 1 kv head × 64 × 2 × 2 bytes × 4096.
@@ -329,7 +549,13 @@ fn estimate_reads_only_the_gguf_header() {
     // A truncated header is a clear error, not a panic.
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
-    let o = fleetfit(&["estimate", "--gguf", &path.display().to_string(), "--context", "4096"]);
+    let o = fleetfit(&[
+        "estimate",
+        "--gguf",
+        &path.display().to_string(),
+        "--context",
+        "4096",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a readable GGUF"), "{}", stderr(&o));
 }

@@ -33,7 +33,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error at a location.
-    pub fn error(path: &str, line: u32, column: u32, code: &str, message: impl Into<String>) -> Self {
+    pub fn error(
+        path: &str,
+        line: u32,
+        column: u32,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             path: path.to_owned(),
@@ -45,7 +51,13 @@ impl Diagnostic {
     }
 
     /// A warning at a location.
-    pub fn warning(path: &str, line: u32, column: u32, code: &str, message: impl Into<String>) -> Self {
+    pub fn warning(
+        path: &str,
+        line: u32,
+        column: u32,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(path, line, column, code, message)
@@ -68,7 +80,13 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{}: {level}[{}]: {}", self.location(), self.code, self.message)
+        write!(
+            f,
+            "{}: {level}[{}]: {}",
+            self.location(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -99,6 +117,7 @@ impl Diagnostics {
     }
 
     /// Sorted by path, line, column, then message: stable output.
+    #[must_use]
     pub fn sorted(mut self) -> Diagnostics {
         self.0.sort_by(|a, b| {
             (&a.path, a.line, a.column, &a.message).cmp(&(&b.path, b.line, b.column, &b.message))
@@ -108,6 +127,14 @@ impl Diagnostics {
 
     /// Iterates.
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
 }

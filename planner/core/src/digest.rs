@@ -24,10 +24,12 @@ pub fn digest_bytes(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -36,7 +38,10 @@ mod tests {
 
     #[test]
     fn order_does_not_matter_but_content_does() {
-        let a = vec![("x/a.yaml".to_owned(), "1".to_owned()), ("x/b.yaml".to_owned(), "2".to_owned())];
+        let a = vec![
+            ("x/a.yaml".to_owned(), "1".to_owned()),
+            ("x/b.yaml".to_owned(), "2".to_owned()),
+        ];
         let b = vec![a[1].clone(), a[0].clone()];
         assert_eq!(digest_files(&a), digest_files(&b));
         let c = vec![a[0].clone(), ("x/b.yaml".to_owned(), "3".to_owned())];

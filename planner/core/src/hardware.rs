@@ -69,7 +69,10 @@ pub fn gpu_bandwidth_gbps(gpu: &Gpu) -> Option<f64> {
         return Some(bw);
     }
     let name = gpu.name.to_ascii_lowercase();
-    GPU_BANDWIDTH.iter().find(|(k, _)| name.contains(k)).map(|(_, bw)| *bw)
+    GPU_BANDWIDTH
+        .iter()
+        .find(|(k, _)| name.contains(k))
+        .map(|(_, bw)| *bw)
 }
 
 /// System memory bandwidth in GB/s: measured, else by device class, else a unified GPU's figure
@@ -83,7 +86,12 @@ pub fn system_bandwidth_gbps(profile: &DeviceProfile) -> f64 {
     {
         return *bw;
     }
-    if let Some(bw) = profile.gpus.iter().filter(|g| g.unified).find_map(gpu_bandwidth_gbps) {
+    if let Some(bw) = profile
+        .gpus
+        .iter()
+        .filter(|g| g.unified)
+        .find_map(gpu_bandwidth_gbps)
+    {
         return bw;
     }
     DEFAULT_SYSTEM_BANDWIDTH_GBPS
@@ -124,7 +132,10 @@ mod tests {
     #[test]
     fn specific_names_win_over_generic_ones() {
         assert_eq!(gpu_bandwidth_gbps(&gpu("NVIDIA H100 PCIe")), Some(2000.0));
-        assert_eq!(gpu_bandwidth_gbps(&gpu("NVIDIA H100 80GB HBM3")), Some(3350.0));
+        assert_eq!(
+            gpu_bandwidth_gbps(&gpu("NVIDIA H100 80GB HBM3")),
+            Some(3350.0)
+        );
         assert_eq!(gpu_bandwidth_gbps(&gpu("NVIDIA GB10")), Some(273.0));
         assert_eq!(gpu_bandwidth_gbps(&gpu("Orin (nvgpu)")), Some(204.8));
         assert_eq!(gpu_bandwidth_gbps(&gpu("Mystery GPU")), None);

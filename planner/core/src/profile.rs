@@ -201,7 +201,10 @@ impl DeviceProfile {
         if self.schema != PROFILE_SCHEMA {
             err(
                 "schema-version",
-                format!("profile `{}` has schema `{}`: expected `{PROFILE_SCHEMA}`", self.id, self.schema),
+                format!(
+                    "profile `{}` has schema `{}`: expected `{PROFILE_SCHEMA}`",
+                    self.id, self.schema
+                ),
             );
         }
         if self.id.trim().is_empty() {
@@ -210,7 +213,10 @@ impl DeviceProfile {
         if self.memory.total_bytes == 0 {
             err(
                 "zero-memory",
-                format!("profile `{}` reports `memory.total_bytes: 0`: expected the device's RAM in bytes", self.id),
+                format!(
+                    "profile `{}` reports `memory.total_bytes: 0`: expected the device's RAM in bytes",
+                    self.id
+                ),
             );
         }
         if self.memory.available_bytes > self.memory.total_bytes {
@@ -228,7 +234,10 @@ impl DeviceProfile {
             {
                 err(
                     "impossible-number",
-                    format!("profile `{}` gpus[{i}] has more free memory ({free}) than total ({total})", self.id),
+                    format!(
+                        "profile `{}` gpus[{i}] has more free memory ({free}) than total ({total})",
+                        self.id
+                    ),
                 );
             }
         }

@@ -27,12 +27,21 @@ impl Pos {
 /// Parses `text` (read from `path`) into `T`, or returns one diagnostic naming where and why.
 pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnostic> {
     if text.trim().is_empty() {
-        return Err(Diagnostic::error(path, 1, 1, "empty-file", "the file is empty: expected a YAML mapping"));
+        return Err(Diagnostic::error(
+            path,
+            1,
+            1,
+            "empty-file",
+            "the file is empty: expected a YAML mapping",
+        ));
     }
     serde_saphyr::from_str::<T>(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map_or((0, 0), |l| (u32::try_from(l.line()).unwrap_or(0), u32::try_from(l.column()).unwrap_or(0)));
+        let (line, column) = e.location().map_or((0, 0), |l| {
+            (
+                u32::try_from(l.line()).unwrap_or(0),
+                u32::try_from(l.column()).unwrap_or(0),
+            )
+        });
         let plain = e.without_snippet().to_string();
         let message = strip_location_suffix(&plain);
         let code = classify(&message);
@@ -62,6 +71,34 @@ fn classify(message: &str) -> &'static str {
     } else {
         "yaml-syntax"
     }
+}
+
+/// Where the `n`-th (0-based) occurrence of `key:` starts in `text`, for pointing semantic
+/// errors (found after deserialization) at the line that holds the offending value. Matches
+/// block (`key: v`, `- key: v`) and flow (`{key: v}`) styles. Falls back to line 1.
+pub fn find_key(text: &str, key: &str, n: usize) -> Pos {
+    let needle = format!("{key}:");
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(off) = line[from..].find(&needle) {
+            let col = from + off;
+            let before = line[..col].chars().last();
+            let boundary = matches!(before, None | Some(' ' | '{' | ',' | '-' | '\t'));
+            let in_comment = line[..col].contains('#');
+            if boundary && !in_comment {
+                if seen == n {
+                    return Pos {
+                        line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                        column: u32::try_from(col + 1).unwrap_or(u32::MAX),
+                    };
+                }
+                seen += 1;
+            }
+            from = col + needle.len();
+        }
+    }
+    Pos { line: 1, column: 1 }
 }
 
 #[cfg(test)]
@@ -102,32 +139,4 @@ mod tests {
         let d = parse::<Thing>("x.yaml", "  \n").unwrap_err();
         assert_eq!(d.code, "empty-file");
     }
-}
-
-/// Where the `n`-th (0-based) occurrence of `key:` starts in `text`, for pointing semantic
-/// errors (found after deserialization) at the line that holds the offending value. Matches
-/// block (`key: v`, `- key: v`) and flow (`{key: v}`) styles. Falls back to line 1.
-pub fn find_key(text: &str, key: &str, n: usize) -> Pos {
-    let needle = format!("{key}:");
-    let mut seen = 0;
-    for (i, line) in text.lines().enumerate() {
-        let mut from = 0;
-        while let Some(off) = line[from..].find(&needle) {
-            let col = from + off;
-            let before = line[..col].chars().last();
-            let boundary = matches!(before, None | Some(' ' | '{' | ',' | '-' | '\t'));
-            let in_comment = line[..col].contains('#');
-            if boundary && !in_comment {
-                if seen == n {
-                    return Pos {
-                        line: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                        column: u32::try_from(col + 1).unwrap_or(u32::MAX),
-                    };
-                }
-                seen += 1;
-            }
-            from = col + needle.len();
-        }
-    }
-    Pos { line: 1, column: 1 }
 }

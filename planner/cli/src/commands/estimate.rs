@@ -7,7 +7,9 @@ use anyhow::{Context as _, anyhow};
 use clap::{Args, ValueEnum};
 use fleetfit_core::Bytes;
 use fleetfit_core::catalog::quant;
-use fleetfit_core::estimate::{Backend, KvType, ModelShape, RuntimeSettings, estimate_memory, kv_cache_bytes};
+use fleetfit_core::estimate::{
+    Backend, KvType, ModelShape, RuntimeSettings, estimate_memory, kv_cache_bytes,
+};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,26 +108,42 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
     };
     let kv_type: KvType = args.kv_type.parse().map_err(|e: String| anyhow!(e))?;
     let (shape, weights, name) = if let Some(path) = &args.gguf {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open `{}`", path.display()))?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
         let header = fleetfit_core::gguf::read_header(&mut reader)
             .map_err(|e| anyhow!("`{}` is not a readable GGUF file: {e}", path.display()))?;
-        let facts = header.model_facts().map_err(|e| anyhow!("`{}`: {e}", path.display()))?;
+        let facts = header
+            .model_facts()
+            .map_err(|e| anyhow!("`{}`: {e}", path.display()))?;
         let shape = ModelShape::from_gguf(&header, &facts);
         (shape, facts.tensor_data_bytes, path.display().to_string())
     } else {
         let (catalog, _, _) = load_catalog(args.catalog.as_deref())?;
         let id = args.model.as_deref().unwrap_or_default();
         let model = catalog.model(id).ok_or_else(|| {
-            let hint = fleetfit_core::catalog::did_you_mean(id, catalog.models.iter().map(|m| m.id.as_str()));
+            let hint = fleetfit_core::catalog::did_you_mean(
+                id,
+                catalog.models.iter().map(|m| m.id.as_str()),
+            );
             anyhow!("no model `{id}` in the catalog{hint}")
         })?;
         let q = quant::normalize(args.quant.as_deref().unwrap_or_default());
-        let artifact = model.artifacts.iter().find(|a| a.quant == q).ok_or_else(|| {
-            let have: Vec<&str> = model.artifacts.iter().map(|a| a.quant.as_str()).collect();
-            anyhow!("model `{id}` has no `{q}` artifact: it has {}", have.join(", "))
-        })?;
-        let shape = ModelShape::from_catalog(&model.architecture, model.has_task(fleetfit_core::catalog::Task::Embedding));
+        let artifact = model
+            .artifacts
+            .iter()
+            .find(|a| a.quant == q)
+            .ok_or_else(|| {
+                let have: Vec<&str> = model.artifacts.iter().map(|a| a.quant.as_str()).collect();
+                anyhow!(
+                    "model `{id}` has no `{q}` artifact: it has {}",
+                    have.join(", ")
+                )
+            })?;
+        let shape = ModelShape::from_catalog(
+            &model.architecture,
+            model.has_task(fleetfit_core::catalog::Task::Embedding),
+        );
         (shape, artifact.size_bytes, format!("{id} {q}"))
     };
     let mut settings = RuntimeSettings::llama_cpp_defaults(args.context, backend);
@@ -139,7 +157,8 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
     let gpu_layers = args.gpu_memory_gib.map(|gib| {
         let budget = Bytes::from_gib(gib).0;
         let fixed = est.compute_bytes + est.overhead_bytes;
-        let per_layer = shape.layer_bytes_avg(weights) + kv_cache_bytes(&shape, &settings).0 / u64::from(shape.layers.max(1));
+        let per_layer = shape.layer_bytes_avg(weights)
+            + kv_cache_bytes(&shape, &settings).0 / u64::from(shape.layers.max(1));
         if est.total_bytes <= budget {
             shape.layers
         } else {
@@ -167,7 +186,15 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
             println!("{s}");
         }
         EstimateFormat::Text => {
-            println!("{} ({}), {} context, {} KV, flash attention {}, {}", out.model, out.architecture, out.context_tokens, out.kv_type, if out.flash_attn { "on" } else { "off" }, out.backend);
+            println!(
+                "{} ({}), {} context, {} KV, flash attention {}, {}",
+                out.model,
+                out.architecture,
+                out.context_tokens,
+                out.kv_type,
+                if out.flash_attn { "on" } else { "off" },
+                out.backend
+            );
             println!("  weights   {:>12}", Bytes(out.weights_bytes).to_string());
             println!("  KV cache  {:>12}", Bytes(out.kv_cache_bytes).to_string());
             println!("  compute   {:>12}", Bytes(out.compute_bytes).to_string());

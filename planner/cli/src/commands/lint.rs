@@ -68,7 +68,10 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, Failure> {
         }
         LintFormat::Text => {
             eprint!("{all}");
-            let errors = all.iter().filter(|d| d.severity == fleetfit_core::Severity::Error).count();
+            let errors = all
+                .iter()
+                .filter(|d| d.severity == fleetfit_core::Severity::Error)
+                .count();
             let warnings = all.0.len() - errors;
             eprintln!(
                 "checked {} catalog file(s) ({models} models) and {} policy file(s) ({rules} rules): {errors} error(s), {warnings} warning(s)",
@@ -77,5 +80,9 @@ pub fn run(args: &LintArgs) -> Result<ExitCode, Failure> {
             );
         }
     }
-    Ok(if all.has_errors() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(if all.has_errors() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -67,7 +67,8 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
                 sysroot: PathBuf::from("/"),
                 models_dir: None,
             });
-            let json = serde_json::to_vec(&profile).map_err(|e| anyhow!("cannot serialize the probed profile: {e}"))?;
+            let json = serde_json::to_vec(&profile)
+                .map_err(|e| anyhow!("cannot serialize the probed profile: {e}"))?;
             (vec![profile], digest_bytes(&json))
         }
     };
@@ -89,17 +90,23 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
         fleet_digest,
         today: None,
     };
-    let options = PlanOptions { today: Some(today), threads };
+    let options = PlanOptions {
+        today: Some(today),
+        threads,
+    };
     let plan = plan(&devices, &catalog, &policies, inputs, &options);
     let out = match args.format {
         PlanFormat::Text => plan_text(&plan, args.explain),
         PlanFormat::Markdown => plan_markdown(&plan),
         PlanFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&plan).map_err(|e| anyhow!("cannot serialize the plan: {e}"))?;
+            let mut s = serde_json::to_string_pretty(&plan)
+                .map_err(|e| anyhow!("cannot serialize the plan: {e}"))?;
             s.push('\n');
             s
         }
-        PlanFormat::Yaml => serde_saphyr::to_string(&plan).map_err(|e| anyhow!("cannot serialize the plan: {e}"))?,
+        PlanFormat::Yaml => {
+            serde_saphyr::to_string(&plan).map_err(|e| anyhow!("cannot serialize the plan: {e}"))?
+        }
     };
     print!("{out}");
     if args.fail_on_blocked && plan.devices.iter().any(|d| d.status == Status::Blocked) {

@@ -26,7 +26,9 @@ impl Catalog {
     }
 
     /// Parses and validates; all problems of all files at once.
-    pub fn from_sources(sources: &[(String, String)]) -> Result<(Catalog, Diagnostics), Diagnostics> {
+    pub fn from_sources(
+        sources: &[(String, String)],
+    ) -> Result<(Catalog, Diagnostics), Diagnostics> {
         parse_catalog(sources)
     }
 }

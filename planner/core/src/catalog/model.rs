@@ -193,6 +193,8 @@ impl Model {
 
     /// Parameters read per token (all of them for dense models).
     pub fn params_active(&self) -> u64 {
-        self.architecture.params_active.unwrap_or(self.architecture.params_total)
+        self.architecture
+            .params_active
+            .unwrap_or(self.architecture.params_total)
     }
 }

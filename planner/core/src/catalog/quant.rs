@@ -13,25 +13,25 @@ const LOSS_TABLE: &[(&str, f64)] = &[
     ("F16", 0.0),
     ("BF16", 0.0),
     ("FP16", 0.0),
-    ("Q8_0", 0.000_87),   // 6.7687 / 6.7684
-    ("INT8", 0.001_5),    // GPTQ-Int8 class: about Q8_0
-    ("Q6_K", 0.005_6),    // 6.8007
-    ("Q5_K_M", 0.010_0),  // 6.8308
-    ("Q5_K_S", 0.018_4),  // 6.8877
-    ("Q5_1", 0.018_6),    // 6.8888
-    ("Q5_0", 0.020_1),    // 6.8988
-    ("Q4_K_M", 0.029_0),  // 6.9593
-    ("IQ4_XS", 0.036_4),  // 7.0091 (imatrix)
-    ("IQ4_NL", 0.036_7),  // 7.0114 (imatrix)
-    ("INT4", 0.035_0),    // AWQ/GPTQ int4 (OpenVINO, ONNX): between IQ4_XS and Q4_K_S
-    ("Q4_K_S", 0.043_1),  // 7.0545
-    ("MXFP4", 0.045_0),   // block 32, 4.25 bpw: about Q4_0/Q4_K_S when not the model's native format
-    ("Q4_1", 0.072_2),    // 7.2571
-    ("Q4_0", 0.077_5),    // 7.2927
-    ("Q3_K_L", 0.086_5),  // 7.3483
-    ("Q3_K_M", 0.101_1),  // 7.4524
-    ("Q3_K_S", 0.281_0),  // 8.6701
-    ("Q2_K", 0.572_8),    // 10.6450
+    ("Q8_0", 0.000_87),  // 6.7687 / 6.7684
+    ("INT8", 0.001_5),   // GPTQ-Int8 class: about Q8_0
+    ("Q6_K", 0.005_6),   // 6.8007
+    ("Q5_K_M", 0.010_0), // 6.8308
+    ("Q5_K_S", 0.018_4), // 6.8877
+    ("Q5_1", 0.018_6),   // 6.8888
+    ("Q5_0", 0.020_1),   // 6.8988
+    ("Q4_K_M", 0.029_0), // 6.9593
+    ("IQ4_XS", 0.036_4), // 7.0091 (imatrix)
+    ("IQ4_NL", 0.036_7), // 7.0114 (imatrix)
+    ("INT4", 0.035_0),   // AWQ/GPTQ int4 (OpenVINO, ONNX): between IQ4_XS and Q4_K_S
+    ("Q4_K_S", 0.043_1), // 7.0545
+    ("MXFP4", 0.045_0),  // block 32, 4.25 bpw: about Q4_0/Q4_K_S when not the model's native format
+    ("Q4_1", 0.072_2),   // 7.2571
+    ("Q4_0", 0.077_5),   // 7.2927
+    ("Q3_K_L", 0.086_5), // 7.3483
+    ("Q3_K_M", 0.101_1), // 7.4524
+    ("Q3_K_S", 0.281_0), // 8.6701
+    ("Q2_K", 0.572_8),   // 10.6450
 ];
 
 /// Whether `name` is a quantization we know.
@@ -55,13 +55,17 @@ pub fn quality_loss(quant: &str, params: u64, native: Option<&str>) -> f64 {
     if native == Some(quant) {
         return 0.0;
     }
-    let base = LOSS_TABLE.iter().find(|(q, _)| *q == quant).map_or(0.1, |(_, l)| *l);
+    let base = LOSS_TABLE
+        .iter()
+        .find(|(q, _)| *q == quant)
+        .map_or(0.1, |(_, l)| *l);
     let scale = (8e9 / (params.max(1) as f64)).powf(0.3).clamp(0.5, 2.5);
     (base * scale).min(0.95)
 }
 
 /// Approximate bits per weight of a whole GGUF file of this ftype (Llama-3.1-8B mix, llama.cpp
 /// `tools/quantize/README.md`); used only where no real artifact size exists.
+#[allow(clippy::match_same_arms)] // distinct ftypes that happen to share a rate
 pub fn file_bits_per_weight(quant: &str) -> Option<f64> {
     Some(match quant {
         "Q2_K" => 3.16,
@@ -110,7 +114,10 @@ mod tests {
     #[test]
     fn loss_is_monotonic_down_the_k_quant_ladder() {
         let ladder = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"];
-        let losses: Vec<f64> = ladder.iter().map(|q| quality_loss(q, 8_000_000_000, None)).collect();
+        let losses: Vec<f64> = ladder
+            .iter()
+            .map(|q| quality_loss(q, 8_000_000_000, None))
+            .collect();
         assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
     }
 }

@@ -53,7 +53,9 @@ pub fn parse_catalog(sources: &[(String, String)]) -> Result<(Catalog, Diagnosti
 
 fn file_stem(path: &str) -> &str {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(name)
+    name.strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))
+        .unwrap_or(name)
 }
 
 fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
@@ -63,17 +65,49 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
         out.push(Diagnostic::error(path, p.line, p.column, code, msg));
     };
     let id_ok = !m.id.is_empty()
-        && m.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        && m.id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     if !id_ok {
-        err("id", 0, "invalid-id", format!("model id `{}` must be lowercase letters, digits, `-` and `.`", m.id));
+        err(
+            "id",
+            0,
+            "invalid-id",
+            format!(
+                "model id `{}` must be lowercase letters, digits, `-` and `.`",
+                m.id
+            ),
+        );
     } else if !path.starts_with('<') && file_stem(path) != m.id {
-        err("id", 0, "id-file-mismatch", format!("model id `{}` does not match the file name `{}`", m.id, file_stem(path)));
+        err(
+            "id",
+            0,
+            "id-file-mismatch",
+            format!(
+                "model id `{}` does not match the file name `{}`",
+                m.id,
+                file_stem(path)
+            ),
+        );
     }
     if !valid_date(&m.released) {
-        err("released", 0, "invalid-date", format!("`released: {}` is not a date: expected YYYY-MM-DD", m.released));
+        err(
+            "released",
+            0,
+            "invalid-date",
+            format!(
+                "`released: {}` is not a date: expected YYYY-MM-DD",
+                m.released
+            ),
+        );
     }
     if m.tasks.is_empty() {
-        err("tasks", 0, "missing-value", "`tasks` is empty: expected at least one of chat, code, embedding".to_owned());
+        err(
+            "tasks",
+            0,
+            "missing-value",
+            "`tasks` is empty: expected at least one of chat, code, embedding".to_owned(),
+        );
     }
     let a = &m.architecture;
     let positive = [
@@ -88,15 +122,23 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
     ];
     for (key, v) in positive {
         if v == 0 {
-            err(key, 0, "impossible-number", format!("`{key}` is 0: expected a positive number"));
+            err(
+                key,
+                0,
+                "impossible-number",
+                format!("`{key}` is 0: expected a positive number"),
+            );
         }
     }
-    if a.kv_heads > 0 && a.heads % a.kv_heads != 0 {
+    if a.kv_heads > 0 && !a.heads.is_multiple_of(a.kv_heads) {
         err(
             "kv_heads",
             0,
             "impossible-number",
-            format!("`heads` ({}) is not a multiple of `kv_heads` ({})", a.heads, a.kv_heads),
+            format!(
+                "`heads` ({}) is not a multiple of `kv_heads` ({})",
+                a.heads, a.kv_heads
+            ),
         );
     }
     if a.context_max < a.context_native {
@@ -104,7 +146,10 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
             "context_max",
             0,
             "impossible-number",
-            format!("`context_max` ({}) is below `context_native` ({})", a.context_max, a.context_native),
+            format!(
+                "`context_max` ({}) is below `context_native` ({})",
+                a.context_max, a.context_native
+            ),
         );
     }
     if let Some(sw) = &a.sliding_window
@@ -122,11 +167,21 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
     }
     match (a.kind, &a.experts, a.params_active) {
         (ArchKind::Moe, None, _) => {
-            err("kind", 0, "missing-value", "`kind: moe` needs `experts: {total, active, ffn_size}`".to_owned());
+            err(
+                "kind",
+                0,
+                "missing-value",
+                "`kind: moe` needs `experts: {total, active, ffn_size}`".to_owned(),
+            );
         }
         (ArchKind::Moe, Some(e), active) => {
             if e.active == 0 || e.active > e.total {
-                err("experts", 0, "impossible-number", format!("`experts.active` ({}) must be 1..={}", e.active, e.total));
+                err(
+                    "experts",
+                    0,
+                    "impossible-number",
+                    format!("`experts.active` ({}) must be 1..={}", e.active, e.total),
+                );
             }
             match active {
                 Some(p) if p < a.params_total => {}
@@ -139,22 +194,47 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
             }
         }
         (ArchKind::Dense, Some(_), _) => {
-            err("experts", 0, "impossible-number", "`experts` is only allowed with `kind: moe`".to_owned());
+            err(
+                "experts",
+                0,
+                "impossible-number",
+                "`experts` is only allowed with `kind: moe`".to_owned(),
+            );
         }
         (ArchKind::Dense, None, Some(p)) if p != a.params_total => {
-            err("params_active", 0, "impossible-number", "`params_active` is only meaningful with `kind: moe`".to_owned());
+            err(
+                "params_active",
+                0,
+                "impossible-number",
+                "`params_active` is only meaningful with `kind: moe`".to_owned(),
+            );
         }
         _ => {}
     }
     if m.has_task(Task::Embedding) && a.embedding_dim.is_none() {
-        err("tasks", 0, "missing-value", "an embedding model needs `architecture.embedding_dim`".to_owned());
+        err(
+            "tasks",
+            0,
+            "missing-value",
+            "an embedding model needs `architecture.embedding_dim`".to_owned(),
+        );
     }
     for (role, v) in &m.quality.index {
         if !matches!(role.as_str(), "chat" | "code" | "embedding") {
-            err("index", 0, "unknown-value", format!("quality index role `{role}`: expected chat, code or embedding"));
+            err(
+                "index",
+                0,
+                "unknown-value",
+                format!("quality index role `{role}`: expected chat, code or embedding"),
+            );
         }
         if !(0.0..=1.0).contains(v) {
-            err("index", 0, "impossible-number", format!("quality index `{role}: {v}` is outside 0..1"));
+            err(
+                "index",
+                0,
+                "impossible-number",
+                format!("quality index `{role}: {v}` is outside 0..1"),
+            );
         }
     }
     for task in [Task::Chat, Task::Code, Task::Embedding] {
@@ -163,37 +243,74 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
                 "index",
                 0,
                 "missing-value",
-                format!("the model has task `{}` but no `quality.index.{}`", task.as_str(), task.as_str()),
+                format!(
+                    "the model has task `{}` but no `quality.index.{}`",
+                    task.as_str(),
+                    task.as_str()
+                ),
             );
         }
     }
     if m.artifacts.is_empty() {
-        err("artifacts", 0, "missing-value", "`artifacts` is empty: expected at least one downloadable file".to_owned());
+        err(
+            "artifacts",
+            0,
+            "missing-value",
+            "`artifacts` is empty: expected at least one downloadable file".to_owned(),
+        );
     }
     let mut seen = BTreeMap::new();
     for (i, art) in m.artifacts.iter().enumerate() {
         if !quant::is_known(&art.quant) {
             let hint = did_you_mean(&art.quant, quant::known_names());
-            err("quant", i, "unknown-value", format!("unknown quantization `{}`{hint}", art.quant));
+            err(
+                "quant",
+                i,
+                "unknown-value",
+                format!("unknown quantization `{}`{hint}", art.quant),
+            );
         }
         if art.size_bytes == 0 {
-            err("size_bytes", i, "impossible-number", format!("artifact `{}` has `size_bytes: 0`", art.file));
+            err(
+                "size_bytes",
+                i,
+                "impossible-number",
+                format!("artifact `{}` has `size_bytes: 0`", art.file),
+            );
         }
         if let Some(sha) = &art.sha256
             && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            err("sha256", i, "invalid-value", format!("`sha256: {sha}` is not 64 hex digits"));
+            err(
+                "sha256",
+                i,
+                "invalid-value",
+                format!("`sha256: {sha}` is not 64 hex digits"),
+            );
         }
         let npu_format = matches!(art.format, ArtifactFormat::Openvino | ArtifactFormat::Onnx);
         if npu_format != art.npu.is_some() && npu_format {
-            err("npu", i, "missing-value", format!("artifact `{}` is {} but names no `npu`", art.file, art.format.as_str()));
+            err(
+                "npu",
+                i,
+                "missing-value",
+                format!(
+                    "artifact `{}` is {} but names no `npu`",
+                    art.file,
+                    art.format.as_str()
+                ),
+            );
         }
         if let Some(prev) = seen.insert((art.quant.clone(), art.format, art.npu), i) {
             err(
                 "quant",
                 i,
                 "duplicate-artifact",
-                format!("artifact {i} repeats quant `{}` ({}) of artifact {prev}", art.quant, art.format.as_str()),
+                format!(
+                    "artifact {i} repeats quant `{}` ({}) of artifact {prev}",
+                    art.quant,
+                    art.format.as_str()
+                ),
             );
         }
     }
@@ -205,7 +322,9 @@ fn valid_date(s: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
         && matches!(s[5..7].parse::<u32>(), Ok(1..=12))
         && matches!(s[8..10].parse::<u32>(), Ok(1..=31))
 }
@@ -256,15 +375,21 @@ mod tests {
         let bad = GOOD.replace("  layers: 30\n", "  layers: 30\n  layerz: 31\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         assert_eq!(d.0[0].code, "unknown-field");
-        assert_eq!((d.0[0].line, d.0[0].column), (15, 3), "{}", d);
+        assert_eq!((d.0[0].line, d.0[0].column), (15, 3), "{d}");
     }
 
     #[test]
     fn rejects_impossible_numbers_all_at_once() {
-        let bad = GOOD.replace("  kv_heads: 3\n", "  kv_heads: 4\n").replace("  context_max: 8192\n", "  context_max: 100\n");
+        let bad = GOOD
+            .replace("  kv_heads: 3\n", "  kv_heads: 4\n")
+            .replace("  context_max: 8192\n", "  context_max: 100\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         let codes: Vec<_> = d.iter().map(|x| (x.line, x.code.as_str())).collect();
-        assert_eq!(codes, vec![(18, "impossible-number"), (23, "impossible-number")], "{d}");
+        assert_eq!(
+            codes,
+            vec![(18, "impossible-number"), (23, "impossible-number")],
+            "{d}"
+        );
     }
 
     #[test]
@@ -274,7 +399,11 @@ mod tests {
             ("b/smollm2-135m-instruct.yaml".into(), GOOD.into()),
         ])
         .unwrap_err();
-        assert!(d.iter().any(|x| x.code == "duplicate-id" && x.path.starts_with("b/")), "{d}");
+        assert!(
+            d.iter()
+                .any(|x| x.code == "duplicate-id" && x.path.starts_with("b/")),
+            "{d}"
+        );
     }
 
     #[test]

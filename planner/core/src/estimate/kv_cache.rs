@@ -50,7 +50,9 @@ impl FromStr for KvType {
             "f16" => Ok(KvType::F16),
             "q8_0" => Ok(KvType::Q8_0),
             "q4_0" => Ok(KvType::Q4_0),
-            other => Err(format!("unknown KV cache type `{other}`: expected f16, q8_0 or q4_0")),
+            other => Err(format!(
+                "unknown KV cache type `{other}`: expected f16, q8_0 or q4_0"
+            )),
         }
     }
 }
@@ -82,7 +84,10 @@ pub fn kv_cache_bytes_per_layer(shape: &ModelShape, s: &RuntimeSettings) -> (u64
     let per_cell = f64::from(shape.kv_heads)
         * (f64::from(shape.head_dim_k) * s.kv_type.bytes_per_element()
             + f64::from(shape.head_dim_v) * v_type.bytes_per_element());
-    ((per_cell * full_cells as f64) as u64, (per_cell * swa_cells as f64) as u64)
+    (
+        (per_cell * full_cells as f64) as u64,
+        (per_cell * swa_cells as f64) as u64,
+    )
 }
 
 /// Total KV cache bytes.
@@ -132,10 +137,16 @@ mod tests {
     fn q8_0_kv_is_17_32nds_of_f16_with_flash_attention() {
         let mut s = RuntimeSettings::llama_cpp_defaults(8192, Backend::Cuda);
         s.kv_type = KvType::Q8_0;
-        assert_eq!(kv_cache_bytes(&llama31_8b(), &s), Bytes((1u64 << 30) * 17 / 32));
+        assert_eq!(
+            kv_cache_bytes(&llama31_8b(), &s),
+            Bytes((1u64 << 30) * 17 / 32)
+        );
         // Without flash attention V stays f16.
         s.flash_attn = false;
-        assert_eq!(kv_cache_bytes(&llama31_8b(), &s), Bytes((1u64 << 29) + (1u64 << 29) * 17 / 32));
+        assert_eq!(
+            kv_cache_bytes(&llama31_8b(), &s),
+            Bytes((1u64 << 29) + (1u64 << 29) * 17 / 32)
+        );
     }
 
     #[test]
@@ -148,13 +159,22 @@ mod tests {
         g.sliding_window = Some((512, 22));
         let s = RuntimeSettings::llama_cpp_defaults(32768, Backend::Cpu);
         // 4 full layers × 32768 cells + 22 SWA layers × pad(512 + 512) cells, 1 KiB per cell.
-        assert_eq!(kv_cache_bytes(&g, &s), Bytes(4 * 32768 * 1024 + 22 * 1024 * 1024));
+        assert_eq!(
+            kv_cache_bytes(&g, &s),
+            Bytes(4 * 32768 * 1024 + 22 * 1024 * 1024)
+        );
     }
 
     #[test]
     fn context_is_padded_to_256_cells() {
-        let a = kv_cache_bytes(&llama31_8b(), &RuntimeSettings::llama_cpp_defaults(1000, Backend::Cpu));
-        let b = kv_cache_bytes(&llama31_8b(), &RuntimeSettings::llama_cpp_defaults(1024, Backend::Cpu));
+        let a = kv_cache_bytes(
+            &llama31_8b(),
+            &RuntimeSettings::llama_cpp_defaults(1000, Backend::Cpu),
+        );
+        let b = kv_cache_bytes(
+            &llama31_8b(),
+            &RuntimeSettings::llama_cpp_defaults(1024, Backend::Cpu),
+        );
         assert_eq!(a, b);
     }
 }

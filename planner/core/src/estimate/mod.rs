@@ -103,7 +103,12 @@ pub struct MemoryEstimate {
 /// Estimates memory for `shape` with `weights` bytes of tensors, on `backend`.
 ///
 /// `overhead` is llama.cpp's output (logits) buffer plus the backend's runtime context.
-pub fn estimate_memory(shape: &ModelShape, weights: Bytes, settings: &RuntimeSettings, backend: Backend) -> MemoryEstimate {
+pub fn estimate_memory(
+    shape: &ModelShape,
+    weights: Bytes,
+    settings: &RuntimeSettings,
+    backend: Backend,
+) -> MemoryEstimate {
     let kv = kv_cache_bytes(shape, settings);
     let compute = compute_buffer_bytes(shape, settings);
     let overhead = output_buffer_bytes(shape) + backend.runtime_overhead();

@@ -3,7 +3,10 @@
 //! the same device is passed in, so a chat and an embedding model share the device honestly.
 
 use super::speed::{bandwidth_efficiency, bytes_per_token, tokens_per_second};
-use super::{Backend, MemoryEstimate, ModelShape, RuntimeSettings, compute_buffer_bytes, estimate_memory, kv_cache_bytes, output_buffer_bytes};
+use super::{
+    Backend, MemoryEstimate, ModelShape, RuntimeSettings, compute_buffer_bytes, estimate_memory,
+    kv_cache_bytes, output_buffer_bytes,
+};
 use crate::catalog::ArtifactFormat;
 use crate::hardware::{gpu_backend, gpu_bandwidth_gbps, system_bandwidth_gbps};
 use crate::profile::{DeviceProfile, NpuVendor};
@@ -50,12 +53,16 @@ impl DeviceResources {
         vendors.sort();
         vendors.dedup();
         for vendor in vendors {
-            let Some(backend) = gpu_backend(vendor) else { continue };
+            let Some(backend) = gpu_backend(vendor) else {
+                continue;
+            };
             let discrete: Vec<usize> = p
                 .gpus
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| g.vendor == vendor && !g.unified && g.memory_total_bytes.is_some_and(|t| t > 0))
+                .filter(|(_, g)| {
+                    g.vendor == vendor && !g.unified && g.memory_total_bytes.is_some_and(|t| t > 0)
+                })
                 .map(|(i, _)| i)
                 .collect();
             if !discrete.is_empty() {
@@ -87,7 +94,10 @@ impl DeviceResources {
                 if g.vendor != vendor || !unified {
                     continue;
                 }
-                let limit = g.memory_free_bytes.or(g.memory_total_bytes).map_or(system_capacity, |l| l.min(system_capacity));
+                let limit = g
+                    .memory_free_bytes
+                    .or(g.memory_total_bytes)
+                    .map_or(system_capacity, |l| l.min(system_capacity));
                 targets.push(Target {
                     backend,
                     gpus: vec![i],
@@ -180,7 +190,11 @@ impl Fit {
     /// Share of the tightest pool left free, 0..1.
     pub fn free_share(&self) -> f64 {
         let (_, used, cap) = &self.tightest_pool;
-        if *cap == 0 { 0.0 } else { 1.0 - (*used as f64 / *cap as f64).min(1.0) }
+        if *cap == 0 {
+            0.0
+        } else {
+            1.0 - (*used as f64 / *cap as f64).min(1.0)
+        }
     }
 }
 
@@ -228,28 +242,44 @@ fn settings(req: &FitRequest<'_>, backend: Backend) -> RuntimeSettings {
 }
 
 /// Places the artifact on the fastest target it fits; else returns the nearest miss.
-pub fn fit(req: &FitRequest<'_>, res: &DeviceResources, committed: &Committed) -> Result<Fit, Miss> {
+pub fn fit(
+    req: &FitRequest<'_>,
+    res: &DeviceResources,
+    committed: &Committed,
+) -> Result<Fit, Miss> {
     let mut best: Option<Fit> = None;
     let mut nearest: Option<Miss> = None;
     for t in &res.targets {
         let usable = match (req.format, t.backend) {
             (ArtifactFormat::Openvino | ArtifactFormat::Onnx, Backend::Npu) => req.npu == t.npu,
             (ArtifactFormat::Openvino | ArtifactFormat::Onnx, _) | (_, Backend::Npu) => false,
-            (ArtifactFormat::Safetensors, b) => matches!(b, Backend::Cuda | Backend::Metal | Backend::Cpu),
+            (ArtifactFormat::Safetensors, b) => {
+                matches!(b, Backend::Cuda | Backend::Metal | Backend::Cpu)
+            }
             (ArtifactFormat::Gguf, _) => true,
         };
         if !usable {
             continue;
         }
-        let outcome = if t.unified { fit_unified(req, res, t, committed) } else { fit_discrete(req, res, t, committed) };
+        let outcome = if t.unified {
+            fit_unified(req, res, t, committed)
+        } else {
+            fit_discrete(req, res, t, committed)
+        };
         match outcome {
             Ok(f) => {
-                if best.as_ref().is_none_or(|b| f.tokens_per_second > b.tokens_per_second) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| f.tokens_per_second > b.tokens_per_second)
+                {
                     best = Some(f);
                 }
             }
             Err(m) => {
-                if nearest.as_ref().is_none_or(|n| m.overshoot() < n.overshoot()) {
+                if nearest
+                    .as_ref()
+                    .is_none_or(|n| m.overshoot() < n.overshoot())
+                {
                     nearest = Some(m);
                 }
             }
@@ -267,11 +297,22 @@ pub fn fit(req: &FitRequest<'_>, res: &DeviceResources, committed: &Committed) -
 
 fn speed_full(req: &FitRequest<'_>, est: &MemoryEstimate, bw: f64, backend: Backend) -> f64 {
     let embd = req.shape.token_embd_bytes(est.weights_bytes);
-    let bpt = bytes_per_token(est.weights_bytes, embd, req.shape.params_total, req.shape.params_active, est.kv_cache_bytes);
+    let bpt = bytes_per_token(
+        est.weights_bytes,
+        embd,
+        req.shape.params_total,
+        req.shape.params_active,
+        est.kv_cache_bytes,
+    );
     tokens_per_second(bpt, bw, bandwidth_efficiency(backend))
 }
 
-fn fit_unified(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committed: &Committed) -> Result<Fit, Miss> {
+fn fit_unified(
+    req: &FitRequest<'_>,
+    res: &DeviceResources,
+    t: &Target,
+    committed: &Committed,
+) -> Result<Fit, Miss> {
     let s = settings(req, t.backend);
     let est = estimate_memory(req.shape, req.weights, &s, t.backend);
     let cap = t.unified_limit.unwrap_or(res.system_capacity);
@@ -303,13 +344,21 @@ fn t_layers(req: &FitRequest<'_>) -> u32 {
 fn pool_name(t: &Target) -> String {
     match t.backend {
         Backend::Cpu => "system memory".into(),
-        Backend::Npu => format!("system memory ({} NPU)", t.npu.map_or("", NpuVendor::as_str)),
+        Backend::Npu => format!(
+            "system memory ({} NPU)",
+            t.npu.map_or("", NpuVendor::as_str)
+        ),
         _ if t.unified => format!("unified memory ({})", t.label),
         _ => format!("GPU memory ({})", t.label),
     }
 }
 
-fn fit_discrete(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committed: &Committed) -> Result<Fit, Miss> {
+fn fit_discrete(
+    req: &FitRequest<'_>,
+    res: &DeviceResources,
+    t: &Target,
+    committed: &Committed,
+) -> Result<Fit, Miss> {
     let s = settings(req, t.backend);
     let shape = req.shape;
     let weights = req.weights.0;
@@ -317,7 +366,11 @@ fn fit_discrete(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committ
     let embd = shape.token_embd_bytes(weights);
     // llama.cpp keeps the input embedding table in host memory; with tied embeddings the
     // output layer is a duplicate of it on the GPU.
-    let gpu_weights = if shape.tied_embeddings { weights } else { weights - embd.min(weights) };
+    let gpu_weights = if shape.tied_embeddings {
+        weights
+    } else {
+        weights - embd.min(weights)
+    };
     let kv = kv_cache_bytes(shape, &s).0;
     let compute = compute_buffer_bytes(shape, &s).0;
     let overhead = t.backend.runtime_overhead().0;
@@ -338,14 +391,21 @@ fn fit_discrete(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committ
     let host_full = embd + host_out;
     if full_need <= total_budget && host_full <= sys_budget {
         let gpu_bytes = spread(full_need, &t.gpus, &budgets);
-        let used_max = gpu_bytes.iter().map(|(i, b)| (*i, b + committed.gpu(*i))).collect::<Vec<_>>();
+        let used_max = gpu_bytes
+            .iter()
+            .map(|(i, b)| (*i, b + committed.gpu(*i)))
+            .collect::<Vec<_>>();
         let tight = tightest(&used_max, t);
         return Ok(Fit {
             backend: t.backend,
             gpu_layers: shape.layers,
             gpus: t.gpus.clone(),
             tokens_per_second: speed_full(req, &est_full, t.bandwidth_gbps, t.backend),
-            estimate: MemoryEstimate { overhead_bytes: est_full.overhead_bytes + (n - 1) * (compute + overhead), total_bytes: est_full.total_bytes + (n - 1) * (compute + overhead), ..est_full },
+            estimate: MemoryEstimate {
+                overhead_bytes: est_full.overhead_bytes + (n - 1) * (compute + overhead),
+                total_bytes: est_full.total_bytes + (n - 1) * (compute + overhead),
+                ..est_full
+            },
             gpu_bytes,
             system_bytes: host_full,
             tightest_pool: tight.unwrap_or((pool_name(t), full_need, total_cap)),
@@ -368,8 +428,12 @@ fn fit_discrete(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committ
     }
     let cpu_layers = u64::from(shape.layers - k);
     let output_w = weights.saturating_sub(embd + layer_w * u64::from(shape.layers));
-    let cpu_s = RuntimeSettings { flash_attn: s.flash_attn, ..s };
-    let host_need = embd + output_w + cpu_layers * per_layer + compute_buffer_bytes(shape, &cpu_s).0 + host_out;
+    let cpu_s = RuntimeSettings {
+        flash_attn: s.flash_attn,
+        ..s
+    };
+    let host_need =
+        embd + output_w + cpu_layers * per_layer + compute_buffer_bytes(shape, &cpu_s).0 + host_out;
     if host_need > sys_budget {
         return Err(Miss {
             pool: "system memory (layers left on the CPU)".into(),
@@ -383,17 +447,19 @@ fn fit_discrete(req: &FitRequest<'_>, res: &DeviceResources, t: &Target, committ
     // Time per token: GPU layers at GPU bandwidth, CPU layers (and output) at system bandwidth.
     let active = shape.params_active as f64 / shape.params_total.max(1) as f64;
     let gpu_read = (u64::from(k) * layer_w) as f64 * active + (u64::from(k) * kv_layer / 2) as f64;
-    let cpu_read = ((cpu_layers * layer_w + output_w) as f64) * active + (cpu_layers * kv_layer / 2) as f64;
+    let cpu_read =
+        ((cpu_layers * layer_w + output_w) as f64) * active + (cpu_layers * kv_layer / 2) as f64;
     let secs = gpu_read / (t.bandwidth_gbps * 1e9 * bandwidth_efficiency(t.backend))
         + cpu_read / (res.system_bandwidth_gbps * 1e9 * bandwidth_efficiency(Backend::Cpu));
-    let used: Vec<(usize, u64)> = gpu_bytes.iter().map(|(i, b)| (*i, b + committed.gpu(*i))).collect();
+    let used: Vec<(usize, u64)> = gpu_bytes
+        .iter()
+        .map(|(i, b)| (*i, b + committed.gpu(*i)))
+        .collect();
     let sys_used = committed.system + host_need;
     let sys_share = sys_used as f64 / res.system_capacity.max(1) as f64;
-    let tight = tightest(&used, t).filter(|(_, u, c)| *u as f64 / (*c).max(1) as f64 >= sys_share).unwrap_or((
-        "system memory".into(),
-        sys_used,
-        res.system_capacity,
-    ));
+    let tight = tightest(&used, t)
+        .filter(|(_, u, c)| *u as f64 / (*c).max(1) as f64 >= sys_share)
+        .unwrap_or(("system memory".into(), sys_used, res.system_capacity));
     Ok(Fit {
         backend: t.backend,
         gpu_layers: k,
@@ -411,7 +477,16 @@ fn spread(need: u64, gpus: &[usize], budgets: &[u64]) -> Vec<(usize, u64)> {
     let total: u64 = budgets.iter().sum();
     gpus.iter()
         .zip(budgets)
-        .map(|(&i, &b)| (i, if total == 0 { 0 } else { (u128::from(need) * u128::from(b) / u128::from(total)) as u64 }))
+        .map(|(&i, &b)| {
+            (
+                i,
+                if total == 0 {
+                    0
+                } else {
+                    (u128::from(need) * u128::from(b) / u128::from(total)) as u64
+                },
+            )
+        })
         .collect()
 }
 
@@ -419,6 +494,8 @@ fn tightest(used: &[(usize, u64)], t: &Target) -> Option<(String, u64, u64)> {
     used.iter()
         .zip(&t.gpu_capacity)
         .map(|((_, u), c)| (*u, *c))
-        .max_by(|a, b| (a.0 as f64 / a.1.max(1) as f64).total_cmp(&(b.0 as f64 / b.1.max(1) as f64)))
+        .max_by(|a, b| {
+            (a.0 as f64 / a.1.max(1) as f64).total_cmp(&(b.0 as f64 / b.1.max(1) as f64))
+        })
         .map(|(u, c)| (pool_name(t), u, c))
 }

@@ -65,12 +65,20 @@ impl ModelShape {
     }
 
     /// From a GGUF header.
-        pub fn from_gguf(header: &GgufHeader, f: &GgufModelFacts) -> ModelShape {
+    pub fn from_gguf(header: &GgufHeader, f: &GgufModelFacts) -> ModelShape {
         let params_total: u64 = header.tensors.iter().map(TensorInfo::n_elements).sum();
-        let expert_params: u64 =
-            header.tensors.iter().filter(|t| t.name.contains("_exps")).map(TensorInfo::n_elements).sum();
+        let expert_params: u64 = header
+            .tensors
+            .iter()
+            .filter(|t| t.name.contains("_exps"))
+            .map(TensorInfo::n_elements)
+            .sum();
         let experts = match (f.expert_count, f.expert_used_count) {
-            (Some(n), Some(k)) if n > 0 => Some((u32_of(n), u32_of(k), u32_of(f.expert_feed_forward_length.unwrap_or(0)))),
+            (Some(n), Some(k)) if n > 0 => Some((
+                u32_of(n),
+                u32_of(k),
+                u32_of(f.expert_feed_forward_length.unwrap_or(0)),
+            )),
             _ => None,
         };
         let params_active = match experts {
@@ -92,7 +100,10 @@ impl ModelShape {
             head_dim_v: u32_of(f.value_length),
             vocab_size: u32_of(f.vocab_size),
             context_max: u32_of(f.context_length),
-            sliding_window: f.sliding_window.filter(|_| f.swa_layers > 0).map(|w| (u32_of(w), u32_of(f.swa_layers))),
+            sliding_window: f
+                .sliding_window
+                .filter(|_| f.swa_layers > 0)
+                .map(|w| (u32_of(w), u32_of(f.swa_layers))),
             experts,
             params_total,
             params_active,

@@ -17,7 +17,13 @@ pub fn bandwidth_efficiency(backend: Backend) -> f64 {
 /// Bytes read per generated token: active weights (MoE: the routed share of the expert
 /// weights) excluding the embedding table, of which one row is read, plus half the KV cache
 /// (the average fill over a conversation).
-pub fn bytes_per_token(weights: u64, token_embd: u64, params_total: u64, params_active: u64, kv_bytes: u64) -> u64 {
+pub fn bytes_per_token(
+    weights: u64,
+    token_embd: u64,
+    params_total: u64,
+    params_active: u64,
+    kv_bytes: u64,
+) -> u64 {
     let body = weights.saturating_sub(token_embd);
     let active_share = params_active as f64 / params_total.max(1) as f64;
     (body as f64 * active_share.min(1.0)) as u64 + kv_bytes / 2

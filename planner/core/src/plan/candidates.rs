@@ -34,7 +34,11 @@ pub fn role_index(role: Role) -> usize {
 
 /// The precision a model was released in (no quality loss at it).
 pub fn native_quant(m: &Model) -> Option<&'static str> {
-    if m.family.starts_with("gpt-oss") { Some("MXFP4") } else { None }
+    if m.family.starts_with("gpt-oss") {
+        Some("MXFP4")
+    } else {
+        None
+    }
 }
 
 impl CandidateTable {
@@ -45,7 +49,8 @@ impl CandidateTable {
         for (mi, m) in catalog.models.iter().enumerate() {
             let shape = ModelShape::from_catalog(&m.architecture, m.has_task(Task::Embedding));
             for (ai, a) in m.artifacts.iter().enumerate() {
-                let loss = quant::quality_loss(&a.quant, m.architecture.params_total, native_quant(m));
+                let loss =
+                    quant::quality_loss(&a.quant, m.architecture.params_total, native_quant(m));
                 let q = |role: Role| {
                     if m.has_task(role.task()) {
                         m.quality.index.get(role.as_str()).map(|v| v * (1.0 - loss))
@@ -54,7 +59,13 @@ impl CandidateTable {
                     }
                 };
                 let embd = shape.token_embd_bytes(a.size_bytes);
-                let active = crate::estimate::speed::bytes_per_token(a.size_bytes, embd, m.architecture.params_total, m.params_active(), 0);
+                let active = crate::estimate::speed::bytes_per_token(
+                    a.size_bytes,
+                    embd,
+                    m.architecture.params_total,
+                    m.params_active(),
+                    0,
+                );
                 candidates.push(Candidate {
                     model: mi,
                     artifact: ai,

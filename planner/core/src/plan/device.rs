@@ -4,11 +4,15 @@
 
 use super::candidates::{CandidateTable, role_index};
 use super::model::{
-    ArtifactRef, Assignment, Because, BlockedRole, DevicePlan, EstimateReport, PlacementReport, Rejection, SettingsReport, Status,
+    ArtifactRef, Assignment, Because, BlockedRole, DevicePlan, EstimateReport, PlacementReport,
+    Rejection, SettingsReport, Status,
 };
-use crate::catalog::{Catalog, quant};
+use crate::catalog::Catalog;
 use crate::estimate::placement::{Committed, DeviceResources, Fit, FitRequest, Miss, fit};
-use crate::policy::{Applied, DevicePolicy, EffectiveSettings, Objective, PlacedFacts, PolicySet, Role, Setting, Violation};
+use crate::policy::{
+    Applied, DevicePolicy, EffectiveSettings, Objective, PlacedFacts, PolicySet, Role, Setting,
+    Violation,
+};
 use crate::profile::DeviceProfile;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,7 +40,12 @@ pub(super) struct DevicePlanner<'a> {
 }
 
 impl<'a> DevicePlanner<'a> {
-    pub(super) fn new(catalog: &'a Catalog, policies: &'a PolicySet, table: &'a CandidateTable, today: Option<&'a str>) -> Self {
+    pub(super) fn new(
+        catalog: &'a Catalog,
+        policies: &'a PolicySet,
+        table: &'a CandidateTable,
+        today: Option<&'a str>,
+    ) -> Self {
         DevicePlanner {
             catalog,
             policies,
@@ -48,7 +57,9 @@ impl<'a> DevicePlanner<'a> {
     }
 
     pub(super) fn plan_device(&mut self, device: &DeviceProfile) -> (DevicePlan, Vec<String>) {
-        let view = self.needs_view.then(|| crate::policy::cel::device_view(device));
+        let view = self
+            .needs_view
+            .then(|| crate::policy::cel::device_view(device));
         let dp = self.policies.for_device(device, view.as_ref(), self.today);
         let resources = DeviceResources::from_profile(device);
         let mut committed = Committed::default();
@@ -69,7 +80,11 @@ impl<'a> DevicePlanner<'a> {
                 }
             }
         }
-        let status = if blocked.is_empty() { Status::Assigned } else { Status::Blocked };
+        let status = if blocked.is_empty() {
+            Status::Assigned
+        } else {
+            Status::Blocked
+        };
         let plan = DevicePlan {
             device: device.id.clone(),
             status,
@@ -82,7 +97,12 @@ impl<'a> DevicePlanner<'a> {
     }
 
     fn verdict(&mut self, dp: &DevicePolicy, role: Role) -> Arc<StaticVerdict> {
-        let key: CacheKey = (dp.applied.clone(), role, dp.settings.objective.value, dp.settings.prefer.value.clone());
+        let key: CacheKey = (
+            dp.applied.clone(),
+            role,
+            dp.settings.objective.value,
+            dp.settings.prefer.value.clone(),
+        );
         if let Some(v) = self.cache.get(&key) {
             return Arc::clone(v);
         }
@@ -94,8 +114,11 @@ impl<'a> DevicePlanner<'a> {
             let Some(q) = c.quality[ri] else { continue };
             let model = &self.catalog.models[c.model];
             let artifact = &model.artifacts[c.artifact];
-            let (enforced, audited): (Vec<Violation>, Vec<Violation>) =
-                self.policies.check_static(dp, role, model, artifact, q).into_iter().partition(|v| !v.audit);
+            let (enforced, audited): (Vec<Violation>, Vec<Violation>) = self
+                .policies
+                .check_static(dp, role, model, artifact, q)
+                .into_iter()
+                .partition(|v| !v.audit);
             if !audited.is_empty() {
                 audit.insert(ci, audited);
             }
@@ -119,20 +142,39 @@ impl<'a> DevicePlanner<'a> {
             let c = &self.table.candidates[ci];
             self.catalog.models[c.model].artifacts[c.artifact].size_bytes
         };
-        let params = |ci: usize| self.catalog.models[self.table.candidates[ci].model].architecture.params_total;
+        let params = |ci: usize| {
+            self.catalog.models[self.table.candidates[ci].model]
+                .architecture
+                .params_total
+        };
         match dp.settings.objective.value {
             Objective::BestQuality => ranked.sort_by(|&a, &b| {
-                band(b).cmp(&band(a)).then(pref(a).cmp(&pref(b))).then(size(a).cmp(&size(b))).then(a.cmp(&b))
+                band(b)
+                    .cmp(&band(a))
+                    .then(pref(a).cmp(&pref(b)))
+                    .then(size(a).cmp(&size(b)))
+                    .then(a.cmp(&b))
             }),
             Objective::LargestThatFits => ranked.sort_by(|&a, &b| {
-                params(b).cmp(&params(a)).then(band(b).cmp(&band(a))).then(pref(a).cmp(&pref(b))).then(a.cmp(&b))
+                params(b)
+                    .cmp(&params(a))
+                    .then(band(b).cmp(&band(a)))
+                    .then(pref(a).cmp(&pref(b)))
+                    .then(a.cmp(&b))
             }),
             Objective::Fastest => ranked.sort_by(|&a, &b| {
                 let (ca, cb) = (&self.table.candidates[a], &self.table.candidates[b]);
-                ca.active_bytes.cmp(&cb.active_bytes).then(band(b).cmp(&band(a))).then(a.cmp(&b))
+                ca.active_bytes
+                    .cmp(&cb.active_bytes)
+                    .then(band(b).cmp(&band(a)))
+                    .then(a.cmp(&b))
             }),
         }
-        let v = Arc::new(StaticVerdict { ranked, rejected, audit });
+        let v = Arc::new(StaticVerdict {
+            ranked,
+            rejected,
+            audit,
+        });
         self.cache.insert(key, Arc::clone(&v));
         v
     }
@@ -160,30 +202,62 @@ impl<'a> DevicePlanner<'a> {
             let artifact = &model.artifacts[c.artifact];
             let shape = &self.table.shapes[c.model];
             // The same artifact already serves another role on this device: share it.
-            if let Some(prev) = earlier.iter().find(|a| a.model == model.id && a.quant == artifact.quant) {
+            if let Some(prev) = earlier
+                .iter()
+                .find(|a| a.model == model.id && a.quant == artifact.quant)
+            {
                 let facts = PlacedFacts {
                     tokens_per_second: prev.estimate.tokens_per_second,
                     backend: backend_of(&prev.placement.backend),
                     context_tokens: prev.context_tokens,
                 };
-                let (enf, _aud): (Vec<_>, Vec<_>) = self.policies.check_placed(dp, role, &facts).into_iter().partition(|v| !v.audit);
+                let (enf, _aud): (Vec<_>, Vec<_>) = self
+                    .policies
+                    .check_placed(dp, role, &facts)
+                    .into_iter()
+                    .partition(|v| !v.audit);
                 if enf.is_empty() {
                     let mut a = prev.clone();
                     a.role = role;
-                    a.because.insert(
-                        0,
+                    a.because = vec![
+                        Because {
+                            rule: dp
+                                .settings
+                                .objective
+                                .rule
+                                .clone()
+                                .unwrap_or_else(|| "builtin".into()),
+                            source: dp
+                                .settings
+                                .objective
+                                .source
+                                .clone()
+                                .unwrap_or_else(|| "fleetfit".into()),
+                            message: format!(
+                                "{}: ranked first of {} compliant candidates for {}",
+                                dp.settings.objective.value.as_str(),
+                                verdict.ranked.len(),
+                                role.as_str()
+                            ),
+                        },
                         Because {
                             rule: "shared".into(),
                             source: "fleetfit".into(),
-                            message: format!("already loaded for the {} role; no extra memory", prev.role.as_str()),
+                            message: format!(
+                                "already loaded for the {} role: no extra memory",
+                                prev.role.as_str()
+                            ),
                         },
-                    );
+                    ];
                     a.quality = c.quality[role_index(role)].unwrap_or(0.0);
                     return Ok((a, self.rejections(role, &verdict, misses)));
                 }
             }
             let (ctx_max, ctx_min) = if role == Role::Embedding {
-                (model.architecture.context_native, model.architecture.context_native)
+                (
+                    model.architecture.context_native,
+                    model.architecture.context_native,
+                )
             } else {
                 (target.min(model.architecture.context_max), min_ctx)
             };
@@ -199,7 +273,10 @@ impl<'a> DevicePlanner<'a> {
             let at_min = fit(&req, resources, committed);
             let mut best = match at_min {
                 Err(m) => {
-                    misses.push((ci, memory_rejection(role, &model.id, &artifact.quant, &m, headroom, ctx_min)));
+                    misses.push((
+                        ci,
+                        memory_rejection(role, &model.id, &artifact.quant, &m, headroom, ctx_min),
+                    ));
                     continue;
                 }
                 Ok(f) => (f, ctx_min),
@@ -219,7 +296,11 @@ impl<'a> DevicePlanner<'a> {
                 backend: f.backend,
                 context_tokens: ctx,
             };
-            let (enforced, audited): (Vec<_>, Vec<_>) = self.policies.check_placed(dp, role, &facts).into_iter().partition(|v| !v.audit);
+            let (enforced, audited): (Vec<_>, Vec<_>) = self
+                .policies
+                .check_placed(dp, role, &facts)
+                .into_iter()
+                .partition(|v| !v.audit);
             if let Some(v) = enforced.into_iter().next() {
                 let closeness = if v.constraint == "require.min_tokens_per_second" {
                     min_tps(&v.message).map_or(0.0, |min| min / f.tokens_per_second.max(1e-9))
@@ -234,7 +315,10 @@ impl<'a> DevicePlanner<'a> {
                         quant: artifact.quant.clone(),
                         rule: v.rule,
                         constraint: v.constraint,
-                        message: format!("{} ({} on {}, ctx {ctx})", v.message, artifact.quant, f.backend),
+                        message: format!(
+                            "{} ({} on {}, ctx {ctx})",
+                            v.message, artifact.quant, f.backend
+                        ),
                         source: v.source,
                         kind: "speed".into(),
                         closeness,
@@ -253,9 +337,7 @@ impl<'a> DevicePlanner<'a> {
             let reason = match rejections.first() {
                 Some(r) => format!(
                     "0 of {n} candidates pass; nearest miss: {} {}: {}",
-                    r.model,
-                    r.quant,
-                    r.message
+                    r.model, r.quant, r.message
                 ),
                 None => format!("no catalog model has the `{}` task", role.as_str()),
             };
@@ -267,8 +349,18 @@ impl<'a> DevicePlanner<'a> {
         let model = &self.catalog.models[c.model];
         let artifact = &model.artifacts[c.artifact];
         let mut because = vec![Because {
-            rule: dp.settings.objective.rule.clone().unwrap_or_else(|| "builtin".into()),
-            source: dp.settings.objective.source.clone().unwrap_or_else(|| "fleetfit".into()),
+            rule: dp
+                .settings
+                .objective
+                .rule
+                .clone()
+                .unwrap_or_else(|| "builtin".into()),
+            source: dp
+                .settings
+                .objective
+                .source
+                .clone()
+                .unwrap_or_else(|| "fleetfit".into()),
             message: format!(
                 "{}: ranked first of {} compliant candidates for {}",
                 dp.settings.objective.value.as_str(),
@@ -277,13 +369,20 @@ impl<'a> DevicePlanner<'a> {
             ),
         }];
         for (_, r) in self.policies.applied_rules(dp) {
-            if !crate::policy::covers_role(&r.rule, role) || r.rule.mode == crate::policy::Mode::Audit {
+            if !crate::policy::covers_role(&r.rule, role)
+                || r.rule.mode == crate::policy::Mode::Audit
+                || r.rule.effect == crate::policy::Effect::Forbid
+            {
                 continue;
             }
             because.push(Because {
                 rule: r.rule.id.clone(),
                 source: r.source.to_string(),
-                message: r.rule.description.clone().unwrap_or_else(|| "matched".into()),
+                message: r
+                    .rule
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| "matched".into()),
             });
         }
         for v in audit {
@@ -334,7 +433,12 @@ impl<'a> DevicePlanner<'a> {
 
     /// Policy rejections (collapsed per model and rule) and the fit/speed misses of
     /// better-ranked candidates (nearest per model), nearest miss first.
-    fn rejections(&self, role: Role, verdict: &StaticVerdict, misses: Vec<(usize, Rejection)>) -> Vec<Rejection> {
+    fn rejections(
+        &self,
+        role: Role,
+        verdict: &StaticVerdict,
+        misses: Vec<(usize, Rejection)>,
+    ) -> Vec<Rejection> {
         let mut nearest: BTreeMap<String, Rejection> = BTreeMap::new();
         for (_, r) in misses {
             match nearest.get(&r.model) {
@@ -345,9 +449,14 @@ impl<'a> DevicePlanner<'a> {
             }
         }
         let mut fit_misses: Vec<Rejection> = nearest.into_values().collect();
-        fit_misses.sort_by(|a, b| a.closeness.total_cmp(&b.closeness).then(a.model.cmp(&b.model)));
+        fit_misses.sort_by(|a, b| {
+            a.closeness
+                .total_cmp(&b.closeness)
+                .then(a.model.cmp(&b.model))
+        });
         // Policy: group a model's artifacts rejected by the same rule and constraint.
-        let mut grouped: BTreeMap<(String, String, String), (Vec<String>, Violation)> = BTreeMap::new();
+        let mut grouped: BTreeMap<(String, String, String), (Vec<String>, Violation)> =
+            BTreeMap::new();
         let mut artifacts_per_model: HashMap<usize, usize> = HashMap::new();
         for c in &self.table.candidates {
             if c.quality[role_index(role)].is_some() {
@@ -367,7 +476,12 @@ impl<'a> DevicePlanner<'a> {
         let mut policy: Vec<Rejection> = grouped
             .into_iter()
             .map(|((model_id, _, _), (quants, v))| {
-                let mi = self.catalog.models.iter().position(|m| m.id == model_id).unwrap_or(0);
+                let mi = self
+                    .catalog
+                    .models
+                    .iter()
+                    .position(|m| m.id == model_id)
+                    .unwrap_or(0);
                 let all = artifacts_per_model.get(&mi).copied().unwrap_or(0) == quants.len();
                 Rejection {
                     role,
@@ -401,10 +515,20 @@ fn backend_of(name: &str) -> crate::estimate::Backend {
 }
 
 fn min_tps(message: &str) -> Option<f64> {
-    message.rsplit("< ").next().and_then(|s| s.trim().parse().ok())
+    message
+        .rsplit("< ")
+        .next()
+        .and_then(|s| s.trim().parse().ok())
 }
 
-fn memory_rejection(role: Role, model: &str, quant_name: &str, m: &Miss, headroom: f64, ctx: u32) -> Rejection {
+fn memory_rejection(
+    role: Role,
+    model: &str,
+    quant_name: &str,
+    m: &Miss,
+    headroom: f64,
+    ctx: u32,
+) -> Rejection {
     Rejection {
         role,
         model: model.to_owned(),
@@ -425,23 +549,42 @@ fn memory_rejection(role: Role, model: &str, quant_name: &str, m: &Miss, headroo
     }
 }
 
-fn settings_report(s: &EffectiveSettings) -> SettingsReport {
-    let mut from = Vec::new();
-    let mut note = |name: &str, value: String, set: Option<(&Option<String>, &Option<String>)>| {
-        if let Some((Some(rule), Some(source))) = set {
-            from.push(format!("{name} = {value} ({rule}, {source})"));
-        }
-    };
-    fn src<T>(s: &Setting<T>) -> Option<(&Option<String>, &Option<String>)> {
-        Some((&s.rule, &s.source))
+fn provenance<T>(s: &Setting<T>, name: &str, value: &str) -> Option<String> {
+    match (&s.rule, &s.source) {
+        (Some(rule), Some(source)) => Some(format!("{name} = {value} ({rule}, {source})")),
+        _ => None,
     }
-    note("roles", format!("{:?}", s.roles.value.iter().map(|r| r.as_str()).collect::<Vec<_>>()), src(&s.roles));
-    note("objective", s.objective.value.as_str().to_owned(), src(&s.objective));
-    note("headroom_pct", format!("{}", s.headroom_pct.value), src(&s.headroom_pct));
-    note("context.target_tokens", s.context_target.value.to_string(), src(&s.context_target));
-    note("quantization.prefer", format!("[{}]", s.prefer.value.join(", ")), src(&s.prefer));
-    note("runtime.kv_cache_type", s.kv_type.value.to_string(), src(&s.kv_type));
-    let _ = quant::normalize;
+}
+
+fn settings_report(s: &EffectiveSettings) -> SettingsReport {
+    let roles: Vec<&str> = s.roles.value.iter().map(|r| r.as_str()).collect();
+    let from = [
+        provenance(&s.roles, "roles", &format!("[{}]", roles.join(", "))),
+        provenance(&s.objective, "objective", s.objective.value.as_str()),
+        provenance(
+            &s.headroom_pct,
+            "headroom_pct",
+            &s.headroom_pct.value.to_string(),
+        ),
+        provenance(
+            &s.context_target,
+            "context.target_tokens",
+            &s.context_target.value.to_string(),
+        ),
+        provenance(
+            &s.prefer,
+            "quantization.prefer",
+            &format!("[{}]", s.prefer.value.join(", ")),
+        ),
+        provenance(
+            &s.kv_type,
+            "runtime.kv_cache_type",
+            s.kv_type.value.as_str(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     SettingsReport {
         roles: s.roles.value.clone(),
         objective: s.objective.value.as_str().to_owned(),

@@ -25,12 +25,19 @@ pub struct PlanOptions {
 }
 
 /// Plans every device. Output order follows `devices`, which callers sort by id.
-pub fn plan(devices: &[DeviceProfile], catalog: &Catalog, policies: &PolicySet, inputs: PlanInputs, options: &PlanOptions) -> Plan {
+pub fn plan(
+    devices: &[DeviceProfile],
+    catalog: &Catalog,
+    policies: &PolicySet,
+    inputs: PlanInputs,
+    options: &PlanOptions,
+) -> Plan {
     let table = CandidateTable::new(catalog);
     let threads = options.threads.max(1).min(devices.len().max(1));
     let mut results: Vec<(DevicePlan, Vec<String>)> = Vec::with_capacity(devices.len());
     if threads <= 1 {
-        let mut planner = device::DevicePlanner::new(catalog, policies, &table, options.today.as_deref());
+        let mut planner =
+            device::DevicePlanner::new(catalog, policies, &table, options.today.as_deref());
         results.extend(devices.iter().map(|d| planner.plan_device(d)));
     } else {
         let chunk = devices.len().div_ceil(threads);
@@ -41,12 +48,18 @@ pub fn plan(devices: &[DeviceProfile], catalog: &Catalog, policies: &PolicySet, 
                     let table = &table;
                     let today = options.today.as_deref();
                     s.spawn(move || {
-                        let mut planner = device::DevicePlanner::new(catalog, policies, table, today);
-                        part.iter().map(|d| planner.plan_device(d)).collect::<Vec<_>>()
+                        let mut planner =
+                            device::DevicePlanner::new(catalog, policies, table, today);
+                        part.iter()
+                            .map(|d| planner.plan_device(d))
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         for p in parts {
             results.extend(p);
@@ -60,10 +73,16 @@ pub fn plan(devices: &[DeviceProfile], catalog: &Catalog, policies: &PolicySet, 
     }
     warnings.sort();
     warnings.dedup();
-    let assigned = plans.iter().filter(|p| p.status == Status::Assigned).count();
+    let assigned = plans
+        .iter()
+        .filter(|p| p.status == Status::Assigned)
+        .count();
     Plan {
         schema: PLAN_SCHEMA.to_owned(),
-        inputs: PlanInputs { today: options.today.clone(), ..inputs },
+        inputs: PlanInputs {
+            today: options.today.clone(),
+            ..inputs
+        },
         summary: Summary {
             devices: plans.len(),
             assigned,

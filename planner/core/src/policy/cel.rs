@@ -42,7 +42,9 @@ pub struct Condition {
 
 impl std::fmt::Debug for Condition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Condition").field("source", &self.source).finish()
+        f.debug_struct("Condition")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,10 @@ impl Condition {
         collect_device_paths(&program.expression().expr, &mut paths, &mut bound);
         for (path, id) in paths {
             if !path_is_known(&path) {
-                let offset = program.source_info().offset_for(id).map_or(0, |(start, _)| start);
+                let offset = program
+                    .source_info()
+                    .offset_for(id)
+                    .map_or(0, |(start, _)| start);
                 let (line, column) = line_column(source, offset);
                 let hint = crate::catalog::did_you_mean(&path, DEVICE_FIELDS.iter().copied());
                 errors.push(CelError {
@@ -83,7 +88,12 @@ impl Condition {
                 });
             }
         }
-        let vars: Vec<String> = program.references().variables().into_iter().map(str::to_owned).collect();
+        let vars: Vec<String> = program
+            .references()
+            .variables()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         for v in vars {
             if v != "device" && !bound.contains(&v) && !v.starts_with('@') && !v.starts_with("__") {
                 errors.push(CelError {
@@ -117,8 +127,10 @@ impl Condition {
 
 fn path_is_known(path: &str) -> bool {
     path.starts_with("labels.")
-        || DEVICE_FIELDS.iter().any(|f| *f == path)
-        || DEVICE_FIELDS.iter().any(|f| f.starts_with(&format!("{path}.")))
+        || DEVICE_FIELDS.contains(&path)
+        || DEVICE_FIELDS
+            .iter()
+            .any(|f| f.starts_with(&format!("{path}.")))
 }
 
 /// 1-based (line, column) of a character offset in `source`.
@@ -196,7 +208,10 @@ fn s(v: &str) -> Value {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    let m: HashMap<Key, Value> = entries.into_iter().map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v)).collect();
+    let m: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
+        .collect();
     Value::Map(Map { map: Arc::new(m) })
 }
 
@@ -207,15 +222,32 @@ fn list(items: Vec<Value>) -> Value {
 /// The `device` value conditions see.
 pub fn device_view(p: &DeviceProfile) -> Value {
     const GIB: f64 = (1u64 << 30) as f64;
-    let labels: HashMap<Key, Value> =
-        p.labels.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), s(v))).collect();
-    let gpu_mem = p.gpus.iter().filter_map(|g| g.memory_total_bytes).max().unwrap_or(0) as f64 / GIB;
+    let labels: HashMap<Key, Value> = p
+        .labels
+        .iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.clone())), s(v)))
+        .collect();
+    let gpu_mem = p
+        .gpus
+        .iter()
+        .filter_map(|g| g.memory_total_bytes)
+        .max()
+        .unwrap_or(0) as f64
+        / GIB;
     map(vec![
         ("id", s(&p.id)),
         ("hostname", s(&p.hostname)),
-        ("labels", Value::Map(Map { map: Arc::new(labels) })),
+        (
+            "labels",
+            Value::Map(Map {
+                map: Arc::new(labels),
+            }),
+        ),
         ("class", s(p.class.as_deref().unwrap_or(""))),
-        ("os", map(vec![("kind", s(&p.os.kind)), ("version", s(&p.os.version))])),
+        (
+            "os",
+            map(vec![("kind", s(&p.os.kind)), ("version", s(&p.os.version))]),
+        ),
         (
             "cpu",
             map(vec![
@@ -223,25 +255,43 @@ pub fn device_view(p: &DeviceProfile) -> Value {
                 ("model", s(&p.cpu.model)),
                 ("cores", Value::Int(i64::from(p.cpu.cores))),
                 ("threads", Value::Int(i64::from(p.cpu.threads))),
-                ("features", list(p.cpu.features.iter().map(|f| s(f)).collect())),
+                (
+                    "features",
+                    list(p.cpu.features.iter().map(|f| s(f)).collect()),
+                ),
             ]),
         ),
         (
             "memory",
             map(vec![
                 ("total_gib", Value::Float(p.memory.total_bytes as f64 / GIB)),
-                ("available_gib", Value::Float(p.memory.available_bytes as f64 / GIB)),
+                (
+                    "available_gib",
+                    Value::Float(p.memory.available_bytes as f64 / GIB),
+                ),
                 ("total_bytes", Value::UInt(p.memory.total_bytes)),
                 ("available_bytes", Value::UInt(p.memory.available_bytes)),
             ]),
         ),
         ("gpu_count", Value::Int(p.gpus.len() as i64)),
-        ("gpu_vendors", list(p.gpus.iter().map(|g| s(g.vendor.as_str())).collect())),
-        ("gpu_names", list(p.gpus.iter().map(|g| s(&g.name)).collect())),
+        (
+            "gpu_vendors",
+            list(p.gpus.iter().map(|g| s(g.vendor.as_str())).collect()),
+        ),
+        (
+            "gpu_names",
+            list(p.gpus.iter().map(|g| s(&g.name)).collect()),
+        ),
         ("gpu_memory_gib", Value::Float(gpu_mem)),
-        ("unified_memory", Value::Bool(p.gpus.iter().any(|g| g.unified))),
+        (
+            "unified_memory",
+            Value::Bool(p.gpus.iter().any(|g| g.unified)),
+        ),
         ("has_npu", Value::Bool(!p.npus.is_empty())),
-        ("npu_vendors", list(p.npus.iter().map(|n| s(n.vendor.as_str())).collect())),
+        (
+            "npu_vendors",
+            list(p.npus.iter().map(|n| s(n.vendor.as_str())).collect()),
+        ),
     ])
 }
 
@@ -253,7 +303,10 @@ mod tests {
     fn rejects_fields_profiles_do_not_have() {
         let e = Condition::compile("device.memory.total_gb >= 64").unwrap_err();
         assert!(e[0].message.contains("`device.memory.total_gb`"), "{e:?}");
-        assert!(e[0].message.contains("did you mean `memory.total_gib`"), "{e:?}");
+        assert!(
+            e[0].message.contains("did you mean `memory.total_gib`"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -264,6 +317,11 @@ mod tests {
 
     #[test]
     fn accepts_labels_and_comprehensions() {
-        assert!(Condition::compile("device.labels.dept == 'finance' && device.gpu_names.exists(n, n.contains('GB10'))").is_ok());
+        assert!(
+            Condition::compile(
+                "device.labels.dept == 'finance' && device.gpu_names.exists(n, n.contains('GB10'))"
+            )
+            .is_ok()
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Policy loading and validation: every file parsed, every rule checked, all problems at once.
 
 use super::cel::Condition;
-use super::model::{Effect, PolicyFile, POLICY_API_VERSION};
+use super::model::{Effect, POLICY_API_VERSION, PolicyFile};
 use super::{CompiledDefaults, CompiledRule, PolicySet, Source};
 use crate::catalog::{did_you_mean, quant};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 /// Parses and validates policy files, given as `(path, text)` in evaluation order.
 /// `today` (`YYYY-MM-DD`), when given, turns expired rules into warnings.
-pub fn parse_policies(sources: &[(String, String)], today: Option<&str>) -> Result<(PolicySet, Diagnostics), Diagnostics> {
+pub fn parse_policies(
+    sources: &[(String, String)],
+    today: Option<&str>,
+) -> Result<(PolicySet, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut set = PolicySet::default();
     let mut ids: BTreeMap<String, Source> = BTreeMap::new();
@@ -30,46 +33,85 @@ pub fn parse_policies(sources: &[(String, String)], today: Option<&str>) -> Resu
                 p.line,
                 p.column,
                 "schema-version",
-                format!("`apiVersion: {}` is not supported: expected `{POLICY_API_VERSION}`", file.api_version.value),
+                format!(
+                    "`apiVersion: {}` is not supported: expected `{POLICY_API_VERSION}`",
+                    file.api_version.value
+                ),
             ));
         }
         if file.kind.value != "FleetPolicy" {
             let p = at(&file.kind.referenced);
-            diags.push(Diagnostic::error(path, p.line, p.column, "unknown-value", format!("`kind: {}`: expected `FleetPolicy`", file.kind.value)));
+            diags.push(Diagnostic::error(
+                path,
+                p.line,
+                p.column,
+                "unknown-value",
+                format!("`kind: {}`: expected `FleetPolicy`", file.kind.value),
+            ));
         }
         if let Some(d) = file.defaults {
             let p = yaml::find_key(text, "defaults", 0);
             if let Some(req) = &d.require {
                 check_quants(path, p, req.quantizations.as_deref(), &mut diags);
             }
-            check_headroom(path, p, d.memory.as_ref().map(|m| m.headroom_pct), &mut diags);
+            check_headroom(
+                path,
+                p,
+                d.memory.as_ref().map(|m| m.headroom_pct),
+                &mut diags,
+            );
             set.defaults.push(CompiledDefaults {
                 defaults: d,
-                source: Source { path: path.clone(), line: p.line, column: p.column },
+                source: Source {
+                    path: path.clone(),
+                    line: p.line,
+                    column: p.column,
+                },
             });
         }
         for spanned in file.rules {
             let p = at(&spanned.referenced);
             let rule = spanned.value;
-            let source = Source { path: path.clone(), line: p.line, column: p.column };
-            let mut err = |code: &str, msg: String| diags.push(Diagnostic::error(path, p.line, p.column, code, msg));
+            let source = Source {
+                path: path.clone(),
+                line: p.line,
+                column: p.column,
+            };
+            let mut err = |code: &str, msg: String| {
+                diags.push(Diagnostic::error(path, p.line, p.column, code, msg));
+            };
             let id_ok = !rule.id.is_empty()
-                && rule.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && rule
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !rule.id.starts_with('-');
             if !id_ok {
-                err("invalid-id", format!("rule id `{}` must be lowercase kebab-case (a-z, 0-9, -)", rule.id));
+                err(
+                    "invalid-id",
+                    format!(
+                        "rule id `{}` must be lowercase kebab-case (a-z, 0-9, -)",
+                        rule.id
+                    ),
+                );
             }
             if rule.id == "defaults" || rule.id == "builtin" {
                 err("invalid-id", format!("rule id `{}` is reserved", rule.id));
             }
             if let Some(first) = ids.get(&rule.id) {
-                err("duplicate-id", format!("rule id `{}` is already used at {first}", rule.id));
+                err(
+                    "duplicate-id",
+                    format!("rule id `{}` is already used at {first}", rule.id),
+                );
             } else {
                 ids.insert(rule.id.clone(), source.clone());
             }
             if let Some(exp) = &rule.expires {
                 if !valid_date(exp) {
-                    err("invalid-date", format!("`expires: {exp}` is not a date: expected YYYY-MM-DD"));
+                    err(
+                        "invalid-date",
+                        format!("`expires: {exp}` is not a date: expected YYYY-MM-DD"),
+                    );
                 } else if let Some(today) = today
                     && today > exp.as_str()
                 {
@@ -100,7 +142,10 @@ pub fn parse_policies(sources: &[(String, String)], today: Option<&str>) -> Resu
                     p.line,
                     p.column,
                     "never-matches",
-                    format!("rule `{}` can never match: `min_memory_gib` {lo} > `max_memory_gib` {hi}", rule.id),
+                    format!(
+                        "rule `{}` can never match: `min_memory_gib` {lo} > `max_memory_gib` {hi}",
+                        rule.id
+                    ),
                 ));
             }
             if let Some(req) = &rule.require {
@@ -108,15 +153,32 @@ pub fn parse_policies(sources: &[(String, String)], today: Option<&str>) -> Resu
                 if let Some(q) = req.min_quality
                     && !(0.0..=1.0).contains(&q)
                 {
-                    diags.push(Diagnostic::error(path, p.line, p.column, "impossible-number", format!("`min_quality: {q}` is outside 0..1")));
+                    diags.push(Diagnostic::error(
+                        path,
+                        p.line,
+                        p.column,
+                        "impossible-number",
+                        format!("`min_quality: {q}` is outside 0..1"),
+                    ));
                 }
             }
             if let Some(q) = &rule.quantization {
                 check_quants(path, p, Some(&q.prefer), &mut diags);
             }
-            check_headroom(path, p, rule.memory.as_ref().map(|m| m.headroom_pct), &mut diags);
+            check_headroom(
+                path,
+                p,
+                rule.memory.as_ref().map(|m| m.headroom_pct),
+                &mut diags,
+            );
             if rule.roles.as_ref().is_some_and(Vec::is_empty) {
-                diags.push(Diagnostic::error(path, p.line, p.column, "missing-value", format!("rule `{}` sets `roles: []`", rule.id)));
+                diags.push(Diagnostic::error(
+                    path,
+                    p.line,
+                    p.column,
+                    "missing-value",
+                    format!("rule `{}` sets `roles: []`", rule.id),
+                ));
             }
             let when = match &rule.when {
                 None => None,
@@ -130,7 +192,13 @@ pub fn parse_policies(sources: &[(String, String)], today: Option<&str>) -> Resu
                             } else {
                                 (wp.line + e.line - 1, e.column)
                             };
-                            diags.push(Diagnostic::error(path, line, column, "cel", format!("in `when`: {}", e.message)));
+                            diags.push(Diagnostic::error(
+                                path,
+                                line,
+                                column,
+                                "cel",
+                                format!("in `when`: {}", e.message),
+                            ));
                         }
                         None
                     }
@@ -150,7 +218,13 @@ fn check_quants(path: &str, p: Pos, names: Option<&[String]>, diags: &mut Diagno
         let n = quant::normalize(q);
         if !quant::is_known(&n) {
             let hint = did_you_mean(&n, quant::known_names());
-            diags.push(Diagnostic::error(path, p.line, p.column, "unknown-value", format!("unknown quantization `{q}`{hint}")));
+            diags.push(Diagnostic::error(
+                path,
+                p.line,
+                p.column,
+                "unknown-value",
+                format!("unknown quantization `{q}`{hint}"),
+            ));
         }
     }
 }
@@ -159,7 +233,13 @@ fn check_headroom(path: &str, p: Pos, h: Option<f64>, diags: &mut Diagnostics) {
     if let Some(h) = h
         && !(0.0..90.0).contains(&h)
     {
-        diags.push(Diagnostic::error(path, p.line, p.column, "impossible-number", format!("`headroom_pct: {h}` must be in 0..90")));
+        diags.push(Diagnostic::error(
+            path,
+            p.line,
+            p.column,
+            "impossible-number",
+            format!("`headroom_pct: {h}` must be in 0..90"),
+        ));
     }
 }
 
@@ -167,5 +247,7 @@ fn valid_date(s: &str) -> bool {
     s.len() == 10
         && s.as_bytes()[4] == b'-'
         && s.as_bytes()[7] == b'-'
-        && s.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }

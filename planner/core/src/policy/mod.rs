@@ -63,7 +63,11 @@ pub struct Setting<T> {
 
 impl<T> Setting<T> {
     fn builtin(value: T) -> Self {
-        Setting { value, rule: None, source: None }
+        Setting {
+            value,
+            rule: None,
+            source: None,
+        }
     }
 
     fn set(&mut self, value: T, rule: &str, source: &Source) {
@@ -134,7 +138,12 @@ pub struct PlacedFacts {
 impl PolicySet {
     /// Evaluates matches, conditions and settings for one device. `today` (`YYYY-MM-DD`) makes
     /// expired rules stop applying; the core never reads the clock.
-    pub fn for_device(&self, device: &DeviceProfile, view: Option<&::cel::Value>, today: Option<&str>) -> DevicePolicy {
+    pub fn for_device(
+        &self,
+        device: &DeviceProfile,
+        view: Option<&::cel::Value>,
+        today: Option<&str>,
+    ) -> DevicePolicy {
         let mut settings = EffectiveSettings {
             roles: Setting::builtin(vec![Role::Chat]),
             objective: Setting::builtin(Objective::BestQuality),
@@ -146,7 +155,12 @@ impl PolicySet {
         let mut applied = Vec::new();
         let mut warnings = Vec::new();
         for (i, d) in self.defaults.iter().enumerate() {
-            apply_settings(&mut settings, &SettingsView::from_defaults(&d.defaults), "defaults", &d.source);
+            apply_settings(
+                &mut settings,
+                &SettingsView::from_defaults(&d.defaults),
+                "defaults",
+                &d.source,
+            );
             applied.push(Applied::Defaults(i));
         }
         for (i, r) in self.rules.iter().enumerate() {
@@ -170,11 +184,20 @@ impl PolicySet {
                 }
             }
             if r.rule.mode == Mode::Enforce {
-                apply_settings(&mut settings, &SettingsView::from_rule(&r.rule), &r.rule.id, &r.source);
+                apply_settings(
+                    &mut settings,
+                    &SettingsView::from_rule(&r.rule),
+                    &r.rule.id,
+                    &r.source,
+                );
             }
             applied.push(Applied::Rule(i));
         }
-        DevicePolicy { settings, applied, warnings }
+        DevicePolicy {
+            settings,
+            applied,
+            warnings,
+        }
     }
 
     /// Required headroom for a role: the setting, raised by any `require.min_headroom_pct`.
@@ -205,27 +228,47 @@ impl PolicySet {
     }
 
     /// (require block, rule id, source, audit) for every applied rule/defaults covering `role`.
-    fn requires<'a>(&'a self, dp: &'a DevicePolicy, role: Role) -> impl Iterator<Item = (&'a Require, &'a str, &'a Source, bool)> + 'a {
+    fn requires<'a>(
+        &'a self,
+        dp: &'a DevicePolicy,
+        role: Role,
+    ) -> impl Iterator<Item = (&'a Require, &'a str, &'a Source, bool)> + 'a {
         dp.applied.iter().filter_map(move |a| match a {
             Applied::Defaults(i) => {
                 let d = &self.defaults[*i];
-                d.defaults.require.as_ref().map(|r| (r, "defaults", &d.source, false))
+                d.defaults
+                    .require
+                    .as_ref()
+                    .map(|r| (r, "defaults", &d.source, false))
             }
             Applied::Rule(i) => {
                 let r = &self.rules[*i];
                 if r.rule.effect == Effect::Forbid || !covers_role(&r.rule, role) {
                     return None;
                 }
-                r.rule.require.as_ref().map(|q| (q, r.rule.id.as_str(), &r.source, r.rule.mode == Mode::Audit))
+                r.rule
+                    .require
+                    .as_ref()
+                    .map(|q| (q, r.rule.id.as_str(), &r.source, r.rule.mode == Mode::Audit))
             }
         })
     }
 
     /// Guardrail violations that do not depend on placement (licence, family, size …).
-    pub fn check_static(&self, dp: &DevicePolicy, role: Role, model: &Model, artifact: &Artifact, quality: f64) -> Vec<Violation> {
+    pub fn check_static(
+        &self,
+        dp: &DevicePolicy,
+        role: Role,
+        model: &Model,
+        artifact: &Artifact,
+        quality: f64,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         for (i, r) in self.applied_rules(dp) {
-            if r.rule.effect == Effect::Forbid && covers_role(&r.rule, role) && selector_hits(r.rule.models.as_ref(), model, artifact) {
+            if r.rule.effect == Effect::Forbid
+                && covers_role(&r.rule, role)
+                && selector_hits(r.rule.models.as_ref(), model, artifact)
+            {
                 out.push(Violation {
                     rule: r.rule.id.clone(),
                     source: r.source.to_string(),
@@ -233,7 +276,11 @@ impl PolicySet {
                     message: format!(
                         "forbidden by `{}`{}",
                         r.rule.id,
-                        r.rule.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+                        r.rule
+                            .description
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
                     ),
                     audit: r.rule.mode == Mode::Audit,
                 });
@@ -254,28 +301,51 @@ impl PolicySet {
             if let Some(l) = &req.licenses
                 && !l.iter().any(|x| x.eq_ignore_ascii_case(&model.license))
             {
-                v("licenses", format!("license `{}` is not in [{}]", model.license, l.join(", ")));
+                v(
+                    "licenses",
+                    format!("license `{}` is not in [{}]", model.license, l.join(", ")),
+                );
             }
             if let Some(f) = &req.families
                 && !f.iter().any(|x| x == &model.family)
             {
-                v("families", format!("family `{}` is not in [{}]", model.family, f.join(", ")));
+                v(
+                    "families",
+                    format!("family `{}` is not in [{}]", model.family, f.join(", ")),
+                );
             }
             if let Some(t) = &req.tasks {
-                let missing: Vec<&str> = t.iter().filter(|t| !model.has_task(**t)).map(|t| t.as_str()).collect();
+                let missing: Vec<&str> = t
+                    .iter()
+                    .filter(|t| !model.has_task(**t))
+                    .map(|t| t.as_str())
+                    .collect();
                 if !missing.is_empty() {
-                    v("tasks", format!("model lacks task(s) [{}]", missing.join(", ")));
+                    v(
+                        "tasks",
+                        format!("model lacks task(s) [{}]", missing.join(", ")),
+                    );
                 }
             }
             if let Some(max) = req.max_params_b
                 && model.params_b() > max
             {
-                v("max_params_b", format!("{:.1}B parameters > {max}B", model.params_b()));
+                v(
+                    "max_params_b",
+                    format!("{:.1}B parameters > {max}B", model.params_b()),
+                );
             }
             if let Some(q) = &req.quantizations
                 && !q.iter().any(|x| x.eq_ignore_ascii_case(&artifact.quant))
             {
-                v("quantizations", format!("quantization `{}` is not in [{}]", artifact.quant, q.join(", ")));
+                v(
+                    "quantizations",
+                    format!(
+                        "quantization `{}` is not in [{}]",
+                        artifact.quant,
+                        q.join(", ")
+                    ),
+                );
             }
             if let Some(mq) = req.min_quality
                 && quality < mq
@@ -286,15 +356,26 @@ impl PolicySet {
                 && role != Role::Embedding
                 && model.architecture.context_max < c
             {
-                v("min_context_tokens", format!("context up to {} < {c}", model.architecture.context_max));
+                v(
+                    "min_context_tokens",
+                    format!("context up to {} < {c}", model.architecture.context_max),
+                );
             }
         }
-        if role != Role::Embedding && model.architecture.context_max < min_ctx && !out.iter().any(|x| x.constraint == "require.min_context_tokens") {
+        if role != Role::Embedding
+            && model.architecture.context_max < min_ctx
+            && !out
+                .iter()
+                .any(|x| x.constraint == "require.min_context_tokens")
+        {
             out.push(Violation {
                 rule: "builtin".into(),
                 source: "fleetfit".into(),
                 constraint: "require.min_context_tokens".into(),
-                message: format!("context up to {} < {min_ctx}", model.architecture.context_max),
+                message: format!(
+                    "context up to {} < {min_ctx}",
+                    model.architecture.context_max
+                ),
                 audit: false,
             });
         }
@@ -302,7 +383,12 @@ impl PolicySet {
     }
 
     /// Guardrail violations that need the placement (speed, backend).
-    pub fn check_placed(&self, dp: &DevicePolicy, role: Role, placed: &PlacedFacts) -> Vec<Violation> {
+    pub fn check_placed(
+        &self,
+        dp: &DevicePolicy,
+        role: Role,
+        placed: &PlacedFacts,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         for (req, rule, source, audit) in self.requires(dp, role) {
             if let Some(min) = req.min_tokens_per_second
@@ -312,7 +398,7 @@ impl PolicySet {
                     rule: rule.to_owned(),
                     source: source.to_string(),
                     constraint: "require.min_tokens_per_second".into(),
-                    message: format!("~{:.1} tok/s < {min}", placed.tokens_per_second),
+                    message: format!("~{:.2} tok/s < {min}", placed.tokens_per_second),
                     audit,
                 });
             }
@@ -336,7 +422,10 @@ impl PolicySet {
     }
 
     /// The rules that applied (ids and sources), for `because`.
-    pub fn applied_rules<'a>(&'a self, dp: &'a DevicePolicy) -> impl Iterator<Item = (usize, &'a CompiledRule)> + 'a {
+    pub fn applied_rules<'a>(
+        &'a self,
+        dp: &'a DevicePolicy,
+    ) -> impl Iterator<Item = (usize, &'a CompiledRule)> + 'a {
         dp.applied.iter().filter_map(|a| match a {
             Applied::Rule(i) => Some((*i, &self.rules[*i])),
             Applied::Defaults(_) => None,
@@ -353,9 +442,15 @@ fn selector_hits(sel: Option<&ModelSelector>, model: &Model, artifact: &Artifact
     let Some(s) = sel else { return true };
     (s.ids.is_empty() || s.ids.contains(&model.id))
         && (s.families.is_empty() || s.families.contains(&model.family))
-        && (s.licenses.is_empty() || s.licenses.iter().any(|l| l.eq_ignore_ascii_case(&model.license)))
+        && (s.licenses.is_empty()
+            || s.licenses
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(&model.license)))
         && (s.tasks.is_empty() || s.tasks.iter().any(|t| model.has_task(*t)))
-        && (s.quants.is_empty() || s.quants.iter().any(|q| q.eq_ignore_ascii_case(&artifact.quant)))
+        && (s.quants.is_empty()
+            || s.quants
+                .iter()
+                .any(|q| q.eq_ignore_ascii_case(&artifact.quant)))
         && s.min_params_b.is_none_or(|m| model.params_b() >= m)
 }
 
@@ -370,18 +465,28 @@ pub fn matches_device(m: Option<&Match>, d: &DeviceProfile) -> bool {
     }
     let Some(h) = &m.hardware else { return true };
     let gib = d.memory.total_bytes as f64 / (1u64 << 30) as f64;
-    let ci = |hay: &str, needle: &str| hay.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+    let ci = |hay: &str, needle: &str| {
+        hay.to_ascii_lowercase()
+            .contains(&needle.to_ascii_lowercase())
+    };
     (h.gpu_vendors.is_empty() || d.gpus.iter().any(|g| h.gpu_vendors.contains(&g.vendor)))
-        && (h.gpu_names.is_empty() || d.gpus.iter().any(|g| h.gpu_names.iter().any(|n| ci(&g.name, n))))
+        && (h.gpu_names.is_empty()
+            || d.gpus
+                .iter()
+                .any(|g| h.gpu_names.iter().any(|n| ci(&g.name, n))))
         && h.min_gpu_count.is_none_or(|n| d.gpus.len() >= n as usize)
         && h.min_memory_gib.is_none_or(|m| gib >= m)
         && h.max_memory_gib.is_none_or(|m| gib <= m)
-        && h.unified_memory.is_none_or(|u| d.gpus.iter().any(|g| g.unified) == u)
+        && h.unified_memory
+            .is_none_or(|u| d.gpus.iter().any(|g| g.unified) == u)
         && h.npu.is_none_or(|n| d.npus.is_empty() != n)
         && (h.npu_vendors.is_empty() || d.npus.iter().any(|n| h.npu_vendors.contains(&n.vendor)))
         && (h.cpu_arch.is_empty() || h.cpu_arch.iter().any(|a| a == &d.cpu.arch))
         && (h.os.is_empty() || h.os.iter().any(|o| o == &d.os.kind))
-        && (h.classes.is_empty() || d.class.as_deref().is_some_and(|c| h.classes.iter().any(|x| c.starts_with(x.as_str()))))
+        && (h.classes.is_empty()
+            || d.class
+                .as_deref()
+                .is_some_and(|c| h.classes.iter().any(|x| c.starts_with(x.as_str()))))
 }
 
 /// The settings part of a rule or defaults block.
@@ -429,7 +534,14 @@ fn apply_settings(s: &mut EffectiveSettings, v: &SettingsView<'_>, rule: &str, s
         s.headroom_pct.set(m.headroom_pct, rule, source);
     }
     if let Some(q) = v.quantization {
-        s.prefer.set(q.prefer.iter().map(|x| crate::catalog::quant::normalize(x)).collect(), rule, source);
+        s.prefer.set(
+            q.prefer
+                .iter()
+                .map(|x| crate::catalog::quant::normalize(x))
+                .collect(),
+            rule,
+            source,
+        );
     }
     if let Some(c) = v.context {
         s.context_target.set(c.target_tokens, rule, source);

@@ -10,10 +10,21 @@ pub fn plan_markdown(plan: &Plan) -> String {
     let s = &plan.summary;
     let _ = writeln!(out, "## fleetfit plan\n");
     if s.blocked > 0 {
-        let _ = writeln!(out, "> [!WARNING]\n> {} of {} devices have no compliant model.\n", s.blocked, s.devices);
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> {} of {} devices have no compliant model.\n",
+            s.blocked, s.devices
+        );
     }
-    let _ = writeln!(out, "**{} devices**: {} assigned, {} blocked\n", s.devices, s.assigned, s.blocked);
-    let _ = writeln!(out, "| device | role | model | quant | ctx | placement | tok/s | memory |");
+    let _ = writeln!(
+        out,
+        "**{} devices**: {} assigned, {} blocked\n",
+        s.devices, s.assigned, s.blocked
+    );
+    let _ = writeln!(
+        out,
+        "| device | role | model | quant | ctx | placement | tok/s | memory |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---:|---|---:|---|");
     for d in &plan.devices {
         for a in &d.assignments {
@@ -31,15 +42,38 @@ pub fn plan_markdown(plan: &Plan) -> String {
             );
         }
         for b in &d.blocked {
-            let _ = writeln!(out, "| `{}` | {} | **blocked** | | | | | {} |", d.device, b.role.as_str(), b.reason.replace('|', "\\|"));
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | **blocked** | | | | | {} |",
+                d.device,
+                b.role.as_str(),
+                b.reason.replace('|', "\\|")
+            );
         }
     }
     for d in &plan.devices {
-        let _ = writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", d.device, d.status.as_str());
+        let _ = writeln!(
+            out,
+            "\n<details><summary><code>{}</code>: {}</summary>\n",
+            d.device,
+            d.status.as_str()
+        );
         for a in &d.assignments {
-            let _ = writeln!(out, "- **{}** → `{}` {} ({} ctx)", a.role.as_str(), a.model, a.quant, a.context_tokens);
+            let _ = writeln!(
+                out,
+                "- **{}** → `{}` {} ({} ctx)",
+                a.role.as_str(),
+                a.model,
+                a.quant,
+                a.context_tokens
+            );
             for b in &a.because {
-                let _ = writeln!(out, "  - {} — `{}`", b.message, rule_ref(&b.rule, &b.source));
+                let _ = writeln!(
+                    out,
+                    "  - {} — `{}`",
+                    b.message,
+                    rule_ref(&b.rule, &b.source)
+                );
             }
         }
         let misses = nearest_misses(d, 5);

@@ -36,10 +36,23 @@ pub(crate) fn nearest_misses(d: &DevicePlan, n: usize) -> Vec<String> {
         .filter(|r| r.kind != "policy")
         .take(n)
         .chain(d.rejections.iter().filter(|r| r.kind == "policy").take(n))
-        .map(|r| format!("{} {} [{}]: {} ({})", r.model, r.quant, r.role.as_str(), r.message, rule_ref(&r.rule, &r.source)))
+        .map(|r| {
+            format!(
+                "{} {} [{}]: {} ({})",
+                r.model,
+                r.quant,
+                r.role.as_str(),
+                r.message,
+                rule_ref(&r.rule, &r.source)
+            )
+        })
         .collect()
 }
 
 pub(crate) fn rule_ref(rule: &str, source: &str) -> String {
-    if source == "fleetfit" { format!("{rule}, built-in") } else { format!("{rule}, {source}") }
+    if source == "fleetfit" {
+        format!("{rule}, built-in")
+    } else {
+        format!("{rule}, {source}")
+    }
 }

@@ -12,7 +12,11 @@ fn short(d: &str) -> &str {
 pub fn plan_text(plan: &Plan, explain: bool) -> String {
     let mut out = String::new();
     let s = &plan.summary;
-    let _ = writeln!(out, "fleetfit plan: {} devices, {} assigned, {} blocked", s.devices, s.assigned, s.blocked);
+    let _ = writeln!(
+        out,
+        "fleetfit plan: {} devices, {} assigned, {} blocked",
+        s.devices, s.assigned, s.blocked
+    );
     let _ = writeln!(
         out,
         "inputs: catalog {} · policies {} · fleet {}",
@@ -57,7 +61,9 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     for r in &rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
@@ -69,7 +75,11 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let blocked: Vec<_> = plan.devices.iter().filter(|d| d.status == Status::Blocked).collect();
+    let blocked: Vec<_> = plan
+        .devices
+        .iter()
+        .filter(|d| d.status == Status::Blocked)
+        .collect();
     if !blocked.is_empty() {
         let _ = writeln!(out, "\nblocked:");
         for d in blocked {
@@ -85,7 +95,15 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
                 let _ = writeln!(out, "  setting   {f}");
             }
             for a in &d.assignments {
-                let _ = writeln!(out, "  {} -> {} {} ctx {} on {}", a.role.as_str(), a.model, a.quant, a.context_tokens, placement_cell(a));
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} {} ctx {} on {}",
+                    a.role.as_str(),
+                    a.model,
+                    a.quant,
+                    a.context_tokens,
+                    placement_cell(a)
+                );
                 let _ = writeln!(
                     out,
                     "    fits:   weights {} + kv {} + compute {} + overhead {} = {}; {:.1} tok/s; quality {:.3}",
@@ -98,7 +116,12 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
                     a.quality
                 );
                 for b in &a.because {
-                    let _ = writeln!(out, "    why:    {} ({})", b.message, rule_ref(&b.rule, &b.source));
+                    let _ = writeln!(
+                        out,
+                        "    why:    {} ({})",
+                        b.message,
+                        rule_ref(&b.rule, &b.source)
+                    );
                 }
             }
             let misses = nearest_misses(d, 5);
@@ -110,7 +133,10 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
             }
         }
     } else if plan.devices.iter().any(|d| !d.rejections.is_empty()) {
-        let _ = writeln!(out, "\n(run with --explain for the reasons and the nearest rejected alternatives)");
+        let _ = writeln!(
+            out,
+            "\n(run with --explain for the reasons and the nearest rejected alternatives)"
+        );
     }
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
