@@ -112,8 +112,7 @@ fn a_big_unified_memory_box_also_gets_code_and_embedding_models_sharing_memory()
     let last = d
         .assignments
         .last()
-        .map(|a| a.estimate.pool_used_bytes)
-        .unwrap_or(0);
+        .map_or(0, |a| a.estimate.pool_used_bytes);
     let unique: u64 = {
         let mut seen = std::collections::BTreeSet::new();
         d.assignments
