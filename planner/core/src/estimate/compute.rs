@@ -1,43 +1,71 @@
 //! Compute (graph) buffer size: the scratch memory llama.cpp reserves for the largest ubatch.
 //!
-//! The graph allocator reuses memory, so the buffer is the peak of what is alive at one time:
-//! the attention scores (`n_kv × n_tokens × n_head` f32 without flash attention), the KQ mask,
-//! the FFN activations and the logits (`n_vocab × n_tokens` f32), plus a few `n_tokens × n_embd`
-//! residual tensors. The constants were fitted to llama.cpp's reported
-//! `CPU compute buffer size` in `tests/fixtures/llamacpp/`.
+//! The graph allocator reuses memory, so the buffer is the peak of two stages, fitted to what
+//! llama.cpp 0c1e570 reports as `CPU compute buffer size` for six architectures at 512–131072
+//! context (`tests/fixtures/llamacpp/`):
+//!
+//! - the output stage: logits `n_vocab × n_ubatch` f32 plus two `n_ubatch × n_embd` f32 tensors;
+//! - without flash attention, the attention stage: the scores `n_kv × n_ubatch × n_head` f32
+//!   (softmax runs in place), the f32 KQ mask `n_kv × n_ubatch`, and `n_ubatch × (n_ff + 2·n_embd)`
+//!   f32 of activations. With flash attention the scores are never materialized.
+//!
+//! Embedding models have no logits; their peak is the FFN activations.
 
 use super::kv_cache::kv_cells;
 use super::{ModelShape, RuntimeSettings};
 use crate::units::Bytes;
 
+const F32: u64 = 4;
+
 /// Compute buffer bytes for one context on one device.
 pub fn compute_buffer_bytes(shape: &ModelShape, s: &RuntimeSettings) -> Bytes {
     let (n_kv, _) = kv_cells(shape, s);
-    let n_tokens = u64::from(s.ubatch.min(s.batch).min(s.context_tokens.max(1)).max(1));
+    let n_ub = u64::from(s.ubatch.min(s.batch).min(s.context_tokens.max(1)).max(1));
     let hidden = u64::from(shape.hidden_size);
-    let heads = u64::from(shape.heads);
-    let f32b = 4u64;
-
-    let mask = n_kv * n_tokens * if s.flash_attn { 2 } else { f32b };
-    let attention = if s.flash_attn {
-        // Flash attention never materializes KQ; it keeps Q, the output and per-row state.
-        n_tokens * heads * u64::from(shape.head_dim_v.max(shape.head_dim_k)) * f32b * 2
-    } else {
-        // KQ scores, then softmax(KQ) while KQ is still alive.
-        n_kv * n_tokens * heads * f32b * 2
-    };
-    let ffn_width = match shape.experts {
+    let ffn = match shape.experts {
+        // Routed experts: each token's activations through its active experts, plus the router.
         Some((total, active, expert_ffn)) => {
             u64::from(expert_ffn) * u64::from(active) + u64::from(total)
         }
         None => u64::from(shape.ffn_size),
     };
-    let ffn = n_tokens * ffn_width * f32b * 3;
-    let logits = if shape.embedding {
+    let activations = n_ub * (ffn + 2 * hidden) * F32;
+    let output = if shape.embedding {
+        activations
+    } else {
+        n_ub * u64::from(shape.vocab_size) * F32 + 2 * n_ub * hidden * F32
+    };
+    let attention = if s.flash_attn {
         0
     } else {
-        n_tokens * u64::from(shape.vocab_size) * f32b
+        n_kv * n_ub * u64::from(shape.heads) * F32 + n_kv * n_ub * F32 + activations
     };
-    let residual = n_tokens * hidden * f32b * 4;
-    Bytes((mask + attention).max(ffn).max(logits) + residual)
+    Bytes(output.max(attention))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimate::Backend;
+
+    fn llama8b() -> ModelShape {
+        crate::estimate::kv_cache::tests::llama31_8b()
+    }
+
+    fn mib(b: Bytes) -> f64 {
+        b.0 as f64 / (1u64 << 20) as f64
+    }
+
+    #[test]
+    fn matches_llama_cpp_for_llama31_8b_on_cpu() {
+        // llama.cpp 0c1e570, CPU: 266.5 MiB with flash attention at any context; without it
+        // 572.01 MiB at 8192 and 2156.01 MiB at 32768.
+        let mut s = RuntimeSettings::llama_cpp_defaults(32768, Backend::Cpu);
+        s.flash_attn = true;
+        assert!((mib(compute_buffer_bytes(&llama8b(), &s)) - 266.5).abs() < 1.0);
+        s.flash_attn = false;
+        assert!((mib(compute_buffer_bytes(&llama8b(), &s)) - 2156.01).abs() < 5.0);
+        s.context_tokens = 8192;
+        assert!((mib(compute_buffer_bytes(&llama8b(), &s)) - 572.01).abs() < 5.0);
+    }
 }

@@ -99,7 +99,7 @@ pub fn kv_cache_bytes(shape: &ModelShape, s: &RuntimeSettings) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::Backend;
     use super::*;
 

@@ -76,13 +76,14 @@ pub struct RuntimeSettings {
 }
 
 impl RuntimeSettings {
-    /// llama.cpp defaults (`-b 2048 -ub 512`, f16 KV) at this context; flash attention auto
-    /// resolves to on for GPU backends and off on the CPU.
+    /// llama.cpp defaults (`-b 2048 -ub 512`, f16 KV) at this context. `-fa auto` resolves to
+    /// on wherever the backend supports flash attention, which the CPU, CUDA, ROCm, Metal and
+    /// Vulkan backends all do; NPU runtimes have their own attention kernels.
     pub fn llama_cpp_defaults(context_tokens: u32, backend: Backend) -> RuntimeSettings {
         RuntimeSettings {
             context_tokens,
             kv_type: KvType::F16,
-            flash_attn: backend != Backend::Cpu,
+            flash_attn: backend != Backend::Npu,
             batch: 2048,
             ubatch: 512,
         }
@@ -122,9 +123,12 @@ pub fn estimate_memory(
     }
 }
 
-/// llama.cpp's host output buffer: logits for one sequence (`n_vocab × 4` bytes per output,
-/// one output by default) plus the embedding row, rounded to whole MiB as it reports.
+/// llama.cpp's host output buffer: the logits of one sequence, `n_vocab × 4` bytes
+/// (embedding models: one pooled `n_embd` vector).
 pub fn output_buffer_bytes(shape: &ModelShape) -> Bytes {
-    let bytes = (u64::from(shape.vocab_size) + u64::from(shape.hidden_size)) * 4;
-    Bytes(bytes.div_ceil(MIB) * MIB)
+    if shape.embedding {
+        Bytes(u64::from(shape.hidden_size) * 4)
+    } else {
+        Bytes(u64::from(shape.vocab_size) * 4)
+    }
 }
