@@ -559,3 +559,59 @@ fn estimate_reads_only_the_gguf_header() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a readable GGUF"), "{}", stderr(&o));
 }
+
+/// The real SmolLM2-135M GGUF (`.ci/run` downloads it and sets `FLEETFIT_SMOLLM2_GGUF`):
+/// `estimate --gguf` against what llama.cpp allocated for that very file.
+#[test]
+fn estimate_of_the_real_smollm2_gguf_matches_llama_cpp() {
+    let Ok(path) = std::env::var("FLEETFIT_SMOLLM2_GGUF") else {
+        eprintln!("FLEETFIT_SMOLLM2_GGUF is not set: run through .ci/run to include this check");
+        return;
+    };
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/llamacpp/smollm2_135m_q4_1.json"))
+            .expect("fixture"),
+    )
+    .expect("json");
+    let mut checked = 0;
+    for run in fixture["runs"].as_array().expect("runs") {
+        let model_mib = run["model_buffer_mib"].as_f64().unwrap_or(0.0);
+        if model_mib > 100.0 {
+            continue; // a no-mmap run that holds the weights twice
+        }
+        let ctx = run["n_ctx"].as_u64().expect("n_ctx").to_string();
+        let fa = if run["flash_attn"].as_bool().unwrap_or(false) {
+            "on"
+        } else {
+            "off"
+        };
+        let kv = run["type_k"].as_str().unwrap_or("f16");
+        let o = fleetfit(&[
+            "estimate",
+            "--gguf",
+            &path,
+            "--context",
+            &ctx,
+            "--flash-attn",
+            fa,
+            "--kv-type",
+            kv,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(
+            v["weights_bytes"], 96_576_768,
+            "tensor bytes of the real file"
+        );
+        let ours = v["total_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0;
+        let theirs = run["total_mib"].as_f64().expect("total");
+        assert!(
+            (ours - theirs).abs() / theirs <= 0.10,
+            "ctx {ctx} fa {fa} {kv}: {ours:.1} MiB vs llama.cpp {theirs:.1} MiB"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6);
+}

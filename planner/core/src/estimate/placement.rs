@@ -2,7 +2,9 @@
 //! each memory pool it takes, and how fast it decodes. Memory already taken by other roles on
 //! the same device is passed in, so a chat and an embedding model share the device honestly.
 
-use super::speed::{bandwidth_efficiency, bytes_per_token, tokens_per_second};
+use super::speed::{
+    bandwidth_efficiency, bytes_per_token, per_layer_latency_secs, tokens_per_second,
+};
 use super::{
     Backend, MemoryEstimate, ModelShape, RuntimeSettings, compute_buffer_bytes, estimate_memory,
     kv_cache_bytes, output_buffer_bytes,
@@ -226,6 +228,8 @@ pub struct FitRequest<'a> {
     pub kv_type: super::KvType,
     /// Share of each pool to keep free (0.10 = 10 %).
     pub headroom: f64,
+    /// Whether a model may be split between a discrete GPU and the CPU.
+    pub allow_partial_offload: bool,
 }
 
 fn budget(capacity: u64, headroom: f64, committed: u64) -> u64 {
@@ -304,7 +308,7 @@ fn speed_full(req: &FitRequest<'_>, est: &MemoryEstimate, bw: f64, backend: Back
         req.shape.params_active,
         est.kv_cache_bytes,
     );
-    tokens_per_second(bpt, bw, bandwidth_efficiency(backend))
+    tokens_per_second(bpt, bw, backend, req.shape.layers)
 }
 
 fn fit_unified(
@@ -353,6 +357,24 @@ fn pool_name(t: &Target) -> String {
     }
 }
 
+/// `GPU memory (NVIDIA H100 80GB HBM3, GPU 0)` or `… GPUs 0-3`.
+fn gpu_pool_name(t: &Target, gpus: &[usize]) -> String {
+    let name = t
+        .label
+        .split_once("× ")
+        .map_or(t.label.as_str(), |(_, n)| n);
+    match gpus {
+        [one] => format!("GPU memory ({name}, GPU {one})"),
+        many => format!(
+            "GPU memory ({name}, GPUs {})",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
 fn fit_discrete(
     req: &FitRequest<'_>,
     res: &DeviceResources,
@@ -362,7 +384,6 @@ fn fit_discrete(
     let s = settings(req, t.backend);
     let shape = req.shape;
     let weights = req.weights.0;
-    let n = t.gpus.len() as u64;
     let embd = shape.token_embd_bytes(weights);
     // llama.cpp keeps the input embedding table in host memory; with tied embeddings the
     // output layer is a duplicate of it on the GPU.
@@ -374,6 +395,57 @@ fn fit_discrete(
     let kv = kv_cache_bytes(shape, &s).0;
     let compute = compute_buffer_bytes(shape, &s).0;
     let overhead = t.backend.runtime_overhead().0;
+    let host_out = output_buffer_bytes(shape).0;
+    let sys_budget = budget(res.system_capacity, req.headroom, committed.system);
+    let est_full = estimate_memory(shape, req.weights, &s, t.backend);
+    // GPUs by remaining budget, largest first: a model goes on as few GPUs as hold it.
+    let mut order: Vec<(usize, u64, u64)> = t
+        .gpus
+        .iter()
+        .zip(&t.gpu_capacity)
+        .map(|(&i, &cap)| (i, budget(cap, req.headroom, committed.gpu(i)), cap))
+        .collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let host_full = embd + host_out;
+    for n in 1..=order.len() {
+        let chosen = &order[..n];
+        let fixed_gpu = n as u64 * (compute + overhead);
+        let full_need = gpu_weights + kv + fixed_gpu;
+        let total_budget: u64 = chosen.iter().map(|g| g.1).sum();
+        if full_need > total_budget || host_full > sys_budget {
+            continue;
+        }
+        let gpus: Vec<usize> = chosen.iter().map(|g| g.0).collect();
+        let budgets: Vec<u64> = chosen.iter().map(|g| g.1).collect();
+        let gpu_bytes = spread(full_need, &gpus, &budgets);
+        let tight = gpu_bytes
+            .iter()
+            .zip(chosen)
+            .map(|((i, b), g)| (b + committed.gpu(*i), g.2))
+            .max_by(|a, b| {
+                (a.0 as f64 / a.1.max(1) as f64).total_cmp(&(b.0 as f64 / b.1.max(1) as f64))
+            })
+            .map_or_else(
+                || (pool_name(t), full_need, total_budget),
+                |(u, c)| (gpu_pool_name(t, &gpus), u, c),
+            );
+        let extra = (n as u64 - 1) * (compute + overhead);
+        return Ok(Fit {
+            backend: t.backend,
+            gpu_layers: shape.layers,
+            gpus,
+            tokens_per_second: speed_full(req, &est_full, t.bandwidth_gbps, t.backend),
+            estimate: MemoryEstimate {
+                overhead_bytes: est_full.overhead_bytes + extra,
+                total_bytes: est_full.total_bytes + extra,
+                ..est_full
+            },
+            gpu_bytes,
+            system_bytes: host_full,
+            tightest_pool: tight,
+        });
+    }
+    let n = t.gpus.len() as u64;
     let budgets: Vec<u64> = t
         .gpus
         .iter()
@@ -381,36 +453,8 @@ fn fit_discrete(
         .map(|(&i, &cap)| budget(cap, req.headroom, committed.gpu(i)))
         .collect();
     let total_budget: u64 = budgets.iter().sum();
-    let total_cap: u64 = t.gpu_capacity.iter().sum();
     let fixed_gpu = n * (compute + overhead);
-    let host_out = output_buffer_bytes(shape).0;
-    let sys_budget = budget(res.system_capacity, req.headroom, committed.system);
-    let est_full = estimate_memory(shape, req.weights, &s, t.backend);
-
     let full_need = gpu_weights + kv + fixed_gpu;
-    let host_full = embd + host_out;
-    if full_need <= total_budget && host_full <= sys_budget {
-        let gpu_bytes = spread(full_need, &t.gpus, &budgets);
-        let used_max = gpu_bytes
-            .iter()
-            .map(|(i, b)| (*i, b + committed.gpu(*i)))
-            .collect::<Vec<_>>();
-        let tight = tightest(&used_max, t);
-        return Ok(Fit {
-            backend: t.backend,
-            gpu_layers: shape.layers,
-            gpus: t.gpus.clone(),
-            tokens_per_second: speed_full(req, &est_full, t.bandwidth_gbps, t.backend),
-            estimate: MemoryEstimate {
-                overhead_bytes: est_full.overhead_bytes + (n - 1) * (compute + overhead),
-                total_bytes: est_full.total_bytes + (n - 1) * (compute + overhead),
-                ..est_full
-            },
-            gpu_bytes,
-            system_bytes: host_full,
-            tightest_pool: tight.unwrap_or((pool_name(t), full_need, total_cap)),
-        });
-    }
     // Partial offload: as many whole layers as fit on the GPU(s), the rest on the CPU.
     let layer_w = shape.layer_bytes_avg(weights);
     let kv_layer = kv / u64::from(shape.layers.max(1));
@@ -423,7 +467,7 @@ fn fit_discrete(
         required: full_need,
         available: total_budget,
     };
-    if k == 0 || k >= shape.layers {
+    if k == 0 || k >= shape.layers || !req.allow_partial_offload {
         return Err(miss);
     }
     let cpu_layers = u64::from(shape.layers - k);
@@ -450,7 +494,9 @@ fn fit_discrete(
     let cpu_read =
         ((cpu_layers * layer_w + output_w) as f64) * active + (cpu_layers * kv_layer / 2) as f64;
     let secs = gpu_read / (t.bandwidth_gbps * 1e9 * bandwidth_efficiency(t.backend))
-        + cpu_read / (res.system_bandwidth_gbps * 1e9 * bandwidth_efficiency(Backend::Cpu));
+        + cpu_read / (res.system_bandwidth_gbps * 1e9 * bandwidth_efficiency(Backend::Cpu))
+        + f64::from(k) * per_layer_latency_secs(t.backend)
+        + (cpu_layers as f64) * per_layer_latency_secs(Backend::Cpu);
     let used: Vec<(usize, u64)> = gpu_bytes
         .iter()
         .map(|(i, b)| (*i, b + committed.gpu(*i)))

@@ -29,10 +29,24 @@ pub fn bytes_per_token(
     (body as f64 * active_share.min(1.0)) as u64 + kv_bytes / 2
 }
 
-/// Tokens/s when `bytes` are read per token at `gbps` peak with `efficiency`.
-pub fn tokens_per_second(bytes: u64, gbps: f64, efficiency: f64) -> f64 {
-    if bytes == 0 {
+/// Fixed time per layer per token that bandwidth does not explain: kernel launches and
+/// synchronisation (about 40 µs per layer on GPUs in llama.cpp's single-stream decode, less on
+/// the CPU). It caps small or very sparse models (an MoE on an H100) at realistic speeds.
+pub fn per_layer_latency_secs(backend: Backend) -> f64 {
+    match backend {
+        Backend::Cuda | Backend::Rocm | Backend::Metal | Backend::Vulkan => 40e-6,
+        Backend::Npu => 60e-6,
+        Backend::Cpu => 15e-6,
+    }
+}
+
+/// Tokens/s when `bytes` are read per token at `gbps` peak with `efficiency`, plus the fixed
+/// per-layer latency of `layers` layers on `backend`.
+pub fn tokens_per_second(bytes: u64, gbps: f64, backend: Backend, layers: u32) -> f64 {
+    if bytes == 0 || gbps <= 0.0 {
         return 0.0;
     }
-    gbps * 1e9 * efficiency / bytes as f64
+    let secs = bytes as f64 / (gbps * 1e9 * bandwidth_efficiency(backend))
+        + f64::from(layers) * per_layer_latency_secs(backend);
+    1.0 / secs
 }

@@ -211,6 +211,12 @@ impl PolicySet {
         h
     }
 
+    /// Whether partial GPU offload is forbidden for a role (any enforced `full_gpu_offload: true`).
+    pub fn full_gpu_offload(&self, dp: &DevicePolicy, role: Role) -> bool {
+        self.requires(dp, role)
+            .any(|(r, _, _, audit)| !audit && r.full_gpu_offload == Some(true))
+    }
+
     /// Minimum context for a role (chat/code only; embedding models use their own).
     pub fn min_context(&self, dp: &DevicePolicy, role: Role) -> u32 {
         if role == Role::Embedding {

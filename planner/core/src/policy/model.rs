@@ -271,6 +271,10 @@ pub struct Require {
     /// Share of memory to keep free (percent); the largest required anywhere applies.
     #[serde(default)]
     pub min_headroom_pct: Option<f64>,
+    /// `true`: a model on a discrete GPU must have every layer there (no partial offload to
+    /// the CPU, whose prompt processing is an order of magnitude slower).
+    #[serde(default)]
+    pub full_gpu_offload: Option<bool>,
 }
 
 /// `memory:` setting.

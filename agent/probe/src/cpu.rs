@@ -1,0 +1,378 @@
+//! The CPU: model, cores, threads, arch and the ISA features CPU inference cares about, from
+//! sysinfo and CPUID on the host, from `proc/cpuinfo` under any other sysroot (never the host's).
+
+use crate::issue;
+use crate::sysroot::SysRoot;
+use fleetfit_core::profile::{Cpu, ProbeIssue};
+use std::collections::BTreeSet;
+
+/// x86 `/proc/cpuinfo` `flags` → feature name. The names are Rust's `is_x86_feature_detected!`
+/// names, so a fixture and the host spell them the same. AMX is left out: its detection is not
+/// stable in std yet (rust-lang/rust#126622), and a fixture must not claim what the host cannot.
+const X86_FLAGS: &[(&str, &str)] = &[
+    ("avx", "avx"),
+    ("avx2", "avx2"),
+    ("fma", "fma"),
+    ("f16c", "f16c"),
+    ("avx512f", "avx512f"),
+    ("avx512bw", "avx512bw"),
+    ("avx512_vnni", "avx512vnni"),
+    ("avx_vnni", "avxvnni"),
+];
+
+/// arm64 `/proc/cpuinfo` `Features` → feature name (Rust's `is_aarch64_feature_detected!`
+/// names). `fp16` needs both `fphp` and `asimdhp`, as std requires.
+const ARM_FLAGS: &[(&str, &str)] = &[
+    ("asimd", "neon"),
+    ("asimddp", "dotprod"),
+    ("i8mm", "i8mm"),
+    ("sve", "sve"),
+];
+
+/// What `/proc/cpuinfo` says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// `model name` (x86), else `Hardware`/`Model` (some Arm boards); `None` on most arm64.
+    pub model: Option<String>,
+    /// Number of `processor` entries.
+    pub threads: u32,
+    /// Distinct (`physical id`, `core id`) pairs, when the file has them (x86).
+    pub cores: Option<u32>,
+    /// `x86_64` or `aarch64`, guessed from which keys are present.
+    pub arch: Option<String>,
+    /// The raw `flags`/`Features` words of the first processor.
+    pub flags: Vec<String>,
+}
+
+/// Parses `/proc/cpuinfo` text (x86 or arm64 layout).
+pub fn parse_cpuinfo(text: &str) -> CpuInfo {
+    let mut out = CpuInfo::default();
+    let mut core_ids = BTreeSet::new();
+    let mut physical_id = String::new();
+    let mut board_model = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "processor" => {
+                out.threads += 1;
+                physical_id.clear();
+            }
+            "model name" if out.model.is_none() && !value.is_empty() => {
+                out.model = Some(value.to_owned());
+            }
+            "Hardware" | "Model" if board_model.is_none() && !value.is_empty() => {
+                board_model = Some(value.to_owned());
+            }
+            "physical id" => value.clone_into(&mut physical_id),
+            "core id" => {
+                core_ids.insert((physical_id.clone(), value.to_owned()));
+            }
+            "flags" if out.flags.is_empty() => {
+                out.flags = value.split_whitespace().map(str::to_owned).collect();
+                let long_mode = out.flags.iter().any(|f| f == "lm");
+                out.arch = Some(if long_mode { "x86_64" } else { "x86" }.to_owned());
+            }
+            "Features" if out.flags.is_empty() => {
+                out.flags = value.split_whitespace().map(str::to_owned).collect();
+            }
+            "CPU architecture" if out.arch.is_none() => {
+                let arch = if value == "8" || value.starts_with("AArch64") {
+                    "aarch64"
+                } else {
+                    "arm"
+                };
+                out.arch = Some(arch.to_owned());
+            }
+            _ => {}
+        }
+    }
+    if out.model.is_none() {
+        out.model = board_model;
+    }
+    if !core_ids.is_empty() {
+        out.cores = Some(core_ids.len() as u32);
+    }
+    out
+}
+
+/// The inference-relevant features named by cpuinfo flags, sorted.
+pub fn features_from_flags(arch: &str, flags: &[String]) -> Vec<String> {
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let table = match arch {
+        "x86_64" | "x86" => X86_FLAGS,
+        "aarch64" => ARM_FLAGS,
+        _ => &[],
+    };
+    let mut out: Vec<String> = table
+        .iter()
+        .filter(|(flag, _)| has(flag))
+        .map(|(_, name)| (*name).to_owned())
+        .collect();
+    if arch == "aarch64" && has("fphp") && has("asimdhp") {
+        out.push("fp16".to_owned());
+    }
+    out.sort();
+    out
+}
+
+/// `arm64` (macOS, Windows) → `aarch64`, `amd64` → `x86_64`; others unchanged.
+pub fn normalize_arch(arch: &str) -> String {
+    match arch.trim() {
+        "arm64" | "ARM64" => "aarch64".to_owned(),
+        "amd64" | "AMD64" | "x64" => "x86_64".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Features of the CPU this process runs on, by runtime CPUID/HWCAP detection.
+fn host_features() -> Vec<String> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    let detected = {
+        use std::arch::is_x86_feature_detected as has;
+        [
+            ("avx", has!("avx")),
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("f16c", has!("f16c")),
+            ("avx512f", has!("avx512f")),
+            ("avx512bw", has!("avx512bw")),
+            ("avx512vnni", has!("avx512vnni")),
+            ("avxvnni", has!("avxvnni")),
+        ]
+    };
+    #[cfg(target_arch = "aarch64")]
+    let detected = {
+        use std::arch::is_aarch64_feature_detected as has;
+        [
+            ("neon", has!("neon")),
+            ("dotprod", has!("dotprod")),
+            ("i8mm", has!("i8mm")),
+            ("sve", has!("sve")),
+            ("fp16", has!("fp16")),
+        ]
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+    let detected: [(&str, bool); 0] = [];
+    let mut out: Vec<String> = detected
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The CPU: the host's through sysinfo and CPUID, or a fixture's through its `proc/cpuinfo`.
+pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
+    if root.is_host() {
+        host_cpu(root, issues)
+    } else {
+        sysroot_cpu(root, issues)
+    }
+}
+
+fn host_cpu(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
+    use sysinfo::{CpuRefreshKind, RefreshKind, System};
+    let (threads, brand) = match System::new_with_specifics(
+        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()),
+    ) {
+        Ok(sys) => (
+            sys.cpus().len() as u32,
+            sys.cpus()
+                .first()
+                .map(|c| c.brand().trim().to_owned())
+                .unwrap_or_default(),
+        ),
+        Err(e) => {
+            issues.push(issue::new("sysinfo", format!("cannot list cpus: {e}")));
+            (0, String::new())
+        }
+    };
+    // arm64 Linux often has no brand string; a board name from cpuinfo is better than nothing.
+    let model = if brand.is_empty() {
+        root.read_to_string("proc/cpuinfo")
+            .ok()
+            .and_then(|t| parse_cpuinfo(&t).model)
+            .unwrap_or_default()
+    } else {
+        brand
+    };
+    let threads = threads.max(1);
+    let cores = System::physical_core_count().map_or(threads, |n| n as u32);
+    Cpu {
+        arch: normalize_arch(&System::cpu_arch()),
+        model,
+        cores: cores.clamp(1, threads),
+        threads,
+        features: host_features(),
+    }
+}
+
+fn sysroot_cpu(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
+    let info = match root.read_to_string("proc/cpuinfo") {
+        Ok(text) => parse_cpuinfo(&text),
+        Err(e) => {
+            issues.push(issue::from_read(&e));
+            CpuInfo::default()
+        }
+    };
+    // The kernel's own answer (`uname -m`), when the tree has it, beats guessing from keys.
+    let arch = root
+        .read_trimmed("proc/sys/kernel/arch")
+        .ok()
+        .flatten()
+        .or(info.arch)
+        .map(|a| normalize_arch(&a))
+        .unwrap_or_default();
+    if arch.is_empty() && info.threads > 0 {
+        issues.push(issue::new(
+            "proc/cpuinfo",
+            "cannot tell the cpu architecture",
+        ));
+    }
+    let threads = info.threads.max(1);
+    Cpu {
+        features: features_from_flags(&arch, &info.flags),
+        arch,
+        model: info.model.unwrap_or_default(),
+        cores: info.cores.unwrap_or(threads).clamp(1, threads),
+        threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// First processor of the build VM (KVM, 2 vCPUs; Sapphire Rapids class Xeon).
+    const VM_CPUINFO: &str = "\
+processor	: 0
+vendor_id	: GenuineIntel
+cpu family	: 6
+model		: 167
+model name	: Intel(R) Xeon(R) Processor
+physical id	: 0
+siblings	: 2
+core id		: 0
+cpu cores	: 2
+flags		: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor lahf_lm abm 3dnowprefetch cpuid_fault fsgsbase tsc_adjust bmi1 hle avx2 smep bmi2 erms invpcid rtm avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves avx_vnni avx512_bf16 arat avx512vbmi umip avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq rdpid cldemote movdiri movdir64b fsrm serialize tsxldtrk amx_bf16 avx512_fp16 amx_tile amx_int8 arch_capabilities
+
+processor	: 1
+vendor_id	: GenuineIntel
+model name	: Intel(R) Xeon(R) Processor
+physical id	: 0
+core id		: 1
+flags		: fpu lm avx
+
+";
+
+    /// An Ampere/Neoverse-N1 style arm64 cpuinfo (illustrative), two cores.
+    const ARM_CPUINFO: &str = "\
+processor	: 0
+BogoMIPS	: 50.00
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x3
+CPU part	: 0xd0c
+CPU revision	: 1
+
+processor	: 1
+BogoMIPS	: 50.00
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs
+CPU implementer	: 0x41
+CPU architecture: 8
+";
+
+    #[test]
+    fn x86_cpuinfo_gives_model_threads_cores_and_features() {
+        let info = parse_cpuinfo(VM_CPUINFO);
+        assert_eq!(info.model.as_deref(), Some("Intel(R) Xeon(R) Processor"));
+        assert_eq!((info.threads, info.cores), (2, Some(2)));
+        assert_eq!(info.arch.as_deref(), Some("x86_64"));
+        assert_eq!(
+            features_from_flags("x86_64", &info.flags),
+            [
+                "avx",
+                "avx2",
+                "avx512bw",
+                "avx512f",
+                "avx512vnni",
+                "avxvnni",
+                "f16c",
+                "fma"
+            ]
+        );
+    }
+
+    #[test]
+    fn arm_cpuinfo_maps_features_to_rust_names() {
+        let info = parse_cpuinfo(ARM_CPUINFO);
+        assert_eq!(info.model, None);
+        assert_eq!((info.threads, info.cores), (2, None));
+        assert_eq!(info.arch.as_deref(), Some("aarch64"));
+        assert_eq!(
+            features_from_flags("aarch64", &info.flags),
+            ["dotprod", "fp16", "neon"]
+        );
+    }
+
+    #[test]
+    fn hyperthreads_on_two_sockets_count_as_cores_once() {
+        // Two sockets, two cores each, one of them listed with its hyperthread sibling.
+        let text = "\
+processor : 0\nphysical id : 0\ncore id : 0\n\n\
+processor : 1\nphysical id : 0\ncore id : 0\n\n\
+processor : 2\nphysical id : 1\ncore id : 0\n\n\
+processor : 3\nphysical id : 1\ncore id : 0\n\n\
+processor : 4\nphysical id : 0\ncore id : 1\n\n\
+processor : 5\nphysical id : 1\ncore id : 1\n\n";
+        let info = parse_cpuinfo(text);
+        assert_eq!((info.threads, info.cores), (6, Some(4)));
+    }
+
+    #[test]
+    fn arch_names_are_normalized() {
+        assert_eq!(normalize_arch("arm64"), "aarch64");
+        assert_eq!(normalize_arch("AMD64"), "x86_64");
+        assert_eq!(normalize_arch("x86_64\n"), "x86_64");
+    }
+
+    #[test]
+    fn a_fixture_tree_never_reports_the_host_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(dir.path().join("proc/cpuinfo"), ARM_CPUINFO).unwrap();
+        let mut issues = Vec::new();
+        let cpu = probe(&SysRoot::new(dir.path()), &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(cpu.arch, "aarch64");
+        assert_eq!((cpu.cores, cpu.threads), (2, 2));
+        assert_eq!(cpu.features, ["dotprod", "fp16", "neon"]);
+    }
+
+    #[test]
+    fn a_fixture_without_cpuinfo_is_an_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut issues = Vec::new();
+        let cpu = probe(&SysRoot::new(dir.path()), &mut issues);
+        assert_eq!(cpu.arch, "");
+        assert!(cpu.features.is_empty());
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].source, "proc/cpuinfo");
+    }
+
+    #[test]
+    fn the_host_reports_something() {
+        let mut issues = Vec::new();
+        let cpu = probe(&SysRoot::host(), &mut issues);
+        assert!(cpu.threads >= 1 && cpu.cores >= 1 && cpu.cores <= cpu.threads);
+        assert!(!cpu.arch.is_empty());
+        let mut sorted = cpu.features.clone();
+        sorted.sort();
+        assert_eq!(sorted, cpu.features);
+    }
+}

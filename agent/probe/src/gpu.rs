@@ -1,0 +1,321 @@
+//! GPUs found from files alone: NVIDIA by `/proc/driver/nvidia/gpus/*/information` (name only;
+//! memory needs NVML, a later source), AMD by amdgpu's `mem_info_vram_*` in DRM sysfs.
+//! Intel, Apple, Qualcomm, Jetson and AMD APU carve-out + GTT belong to the full probe.
+
+use crate::issue;
+use crate::sysroot::SysRoot;
+use fleetfit_core::profile::{Gpu, GpuVendor, ProbeIssue};
+
+const NVIDIA_GPUS: &str = "proc/driver/nvidia/gpus";
+const NVIDIA_VERSION: &str = "proc/driver/nvidia/version";
+const DRM: &str = "sys/class/drm";
+const PCI_VENDOR_AMD: u64 = 0x1002;
+
+/// The `Model:` of an NVIDIA `information` file (`Model: \t\t NVIDIA GeForce RTX 4090`).
+pub fn parse_nvidia_information(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (key.trim() == "Model" && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The driver version in `/proc/driver/nvidia/version`'s first line
+/// (`NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 …`): the first word
+/// made of digits and dots with at least one dot.
+pub fn parse_nvidia_driver_version(text: &str) -> Option<String> {
+    let first = text.lines().next()?;
+    let (_, rest) = first.split_once(':')?;
+    rest.split_whitespace()
+        .find(|w| {
+            w.contains('.')
+                && w.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && w.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(str::to_owned)
+}
+
+/// Whether a `/sys/class/drm` entry is a card (`card1`), not a connector (`card1-DP-1`) or a
+/// render node (`renderD128`).
+pub fn is_drm_card(name: &str) -> bool {
+    name.strip_prefix("card")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every GPU the file sources show, sorted by name (stable, so equal names keep bus order).
+pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
+    let mut gpus = nvidia_procfs(root, issues);
+    gpus.extend(amd_sysfs(root, issues));
+    gpus.sort_by(|a, b| a.name.cmp(&b.name));
+    gpus
+}
+
+fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
+    let dirs = match root.list_dir(NVIDIA_GPUS) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            issues.push(issue::from_read(&e));
+            return Vec::new();
+        }
+    };
+    if dirs.is_empty() {
+        return Vec::new();
+    }
+    let driver = root
+        .read_to_string(NVIDIA_VERSION)
+        .ok()
+        .and_then(|t| parse_nvidia_driver_version(&t))
+        .unwrap_or_else(|| "nvidia".to_owned());
+    let mut out = Vec::new();
+    for bdf in dirs {
+        let rel = format!("{NVIDIA_GPUS}/{bdf}/information");
+        let name = match root.read_to_string(&rel) {
+            Ok(text) => parse_nvidia_information(&text),
+            Err(e) => {
+                issues.push(issue::from_read(&e));
+                continue;
+            }
+        };
+        let Some(name) = name else {
+            issues.push(issue::new(rel, "no `Model:` line"));
+            continue;
+        };
+        out.push(Gpu {
+            vendor: GpuVendor::Nvidia,
+            name,
+            memory_total_bytes: None,
+            memory_free_bytes: None,
+            unified: false,
+            bandwidth_gbps: None,
+            driver: driver.clone(),
+            source: "procfs".to_owned(),
+            compute_capability: None,
+        });
+    }
+    if !out.is_empty() {
+        issues.push(issue::new(
+            NVIDIA_GPUS,
+            format!(
+                "{} nvidia gpu(s) found without nvml: memory and compute capability unknown",
+                out.len()
+            ),
+        ));
+    }
+    out
+}
+
+fn amd_sysfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
+    let cards = match root.list_dir(DRM) {
+        Ok(entries) => entries.into_iter().filter(|n| is_drm_card(n)),
+        Err(e) => {
+            issues.push(issue::from_read(&e));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for card in cards {
+        let dev = format!("{DRM}/{card}/device");
+        match root.read_u64(format!("{dev}/vendor")) {
+            Ok(PCI_VENDOR_AMD) => {}
+            Ok(_) => continue,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                issues.push(issue::from_read(&e));
+                continue;
+            }
+        }
+        let total = match root.read_u64(format!("{dev}/mem_info_vram_total")) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                issues.push(issue::from_read(&e));
+                None
+            }
+        };
+        let used = root.read_u64(format!("{dev}/mem_info_vram_used")).ok();
+        let name = root
+            .read_trimmed(format!("{dev}/product_name"))
+            .ok()
+            .flatten()
+            .or_else(|| {
+                let id = root.read_u64(format!("{dev}/device")).ok()?;
+                Some(format!("AMD GPU 0x{id:04x}"))
+            })
+            .unwrap_or_else(|| format!("AMD GPU ({card})"));
+        out.push(Gpu {
+            vendor: GpuVendor::Amd,
+            name,
+            memory_total_bytes: total,
+            memory_free_bytes: total.zip(used).map(|(t, u)| t.saturating_sub(u)),
+            unified: false,
+            bandwidth_gbps: None,
+            driver: root
+                .link_name(format!("{dev}/driver"))
+                .unwrap_or_else(|| "amdgpu".to_owned()),
+            source: "sysfs".to_owned(),
+            compute_capability: None,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// `information` of an RTX 4090 (driver 560; UUID shortened).
+    const RTX4090_INFORMATION: &str = "\
+Model: \t\t NVIDIA GeForce RTX 4090
+IRQ:   \t\t 186
+GPU UUID: \t GPU-8d2f0c4e-0000-0000-0000-000000000000
+Video BIOS: \t 95.02.18.80.87
+Bus Type: \t PCIe
+DMA Size: \t 47 bits
+DMA Mask: \t 0x7fffffffffff
+Bus Location: \t 0000:01:00.0
+Device Minor: \t 0
+GPU Excluded:\t No
+";
+
+    const NVIDIA_VERSION_TEXT: &str = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 21:39:15 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n";
+    const NVIDIA_OPEN_VERSION_TEXT: &str = "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  580.126.09  Release Build  (dvs-builder@U16-I3-C03-1)  Tue Jan  6 2026\n";
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn nvidia_information_gives_the_model() {
+        assert_eq!(
+            parse_nvidia_information(RTX4090_INFORMATION).as_deref(),
+            Some("NVIDIA GeForce RTX 4090")
+        );
+        assert_eq!(parse_nvidia_information("IRQ: 1\nModel:   \n"), None);
+    }
+
+    #[test]
+    fn nvidia_version_line_gives_the_driver_version() {
+        assert_eq!(
+            parse_nvidia_driver_version(NVIDIA_VERSION_TEXT).as_deref(),
+            Some("560.35.03")
+        );
+        assert_eq!(
+            parse_nvidia_driver_version(NVIDIA_OPEN_VERSION_TEXT).as_deref(),
+            Some("580.126.09")
+        );
+        assert_eq!(parse_nvidia_driver_version("garbage"), None);
+    }
+
+    #[test]
+    fn only_cardn_entries_are_cards() {
+        assert!(is_drm_card("card0"));
+        assert!(is_drm_card("card12"));
+        assert!(!is_drm_card("card0-DP-1"));
+        assert!(!is_drm_card("renderD128"));
+        assert!(!is_drm_card("card"));
+        assert!(!is_drm_card("version"));
+    }
+
+    #[test]
+    fn two_nvidia_gpus_from_procfs_sorted_with_one_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "proc/driver/nvidia/version", NVIDIA_VERSION_TEXT);
+        write(
+            r,
+            "proc/driver/nvidia/gpus/0000:01:00.0/information",
+            RTX4090_INFORMATION,
+        );
+        write(
+            r,
+            "proc/driver/nvidia/gpus/0000:02:00.0/information",
+            "Model: \t\t NVIDIA GeForce RTX 3090\n",
+        );
+        let mut issues = Vec::new();
+        let gpus = probe(&SysRoot::new(r), &mut issues);
+        let names: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 4090"]
+        );
+        assert!(gpus.iter().all(|g| g.vendor == GpuVendor::Nvidia
+            && g.driver == "560.35.03"
+            && g.memory_total_bytes.is_none()
+            && g.source == "procfs"));
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].source, "proc/driver/nvidia/gpus");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn amd_dgpu_from_drm_sysfs_skips_connectors_and_other_vendors() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        // RX 7900 XTX as card1 (an APU often takes card0; indices are not stable).
+        write(r, "sys/class/drm/card1/device/vendor", "0x1002\n");
+        write(r, "sys/class/drm/card1/device/device", "0x744c\n");
+        write(
+            r,
+            "sys/class/drm/card1/device/mem_info_vram_total",
+            "25753026560\n",
+        );
+        write(
+            r,
+            "sys/class/drm/card1/device/mem_info_vram_used",
+            "1753026560\n",
+        );
+        write(r, "sys/class/drm/card1-DP-1/status", "connected\n");
+        write(r, "sys/class/drm/renderD128/dev", "226:128\n");
+        // An Intel iGPU: not ours to read here.
+        write(r, "sys/class/drm/card0/device/vendor", "0x8086\n");
+        std::fs::create_dir_all(r.join("sys/bus/pci/drivers/amdgpu")).unwrap();
+        std::os::unix::fs::symlink(
+            r.join("sys/bus/pci/drivers/amdgpu"),
+            r.join("sys/class/drm/card1/device/driver"),
+        )
+        .unwrap();
+        let mut issues = Vec::new();
+        let gpus = probe(&SysRoot::new(r), &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(gpus.len(), 1);
+        let g = &gpus[0];
+        assert_eq!(g.vendor, GpuVendor::Amd);
+        assert_eq!(g.name, "AMD GPU 0x744c");
+        assert_eq!(g.memory_total_bytes, Some(25_753_026_560));
+        assert_eq!(g.memory_free_bytes, Some(24_000_000_000));
+        assert_eq!((g.driver.as_str(), g.source.as_str()), ("amdgpu", "sysfs"));
+    }
+
+    #[test]
+    fn malformed_amd_memory_is_an_issue_and_the_gpu_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "sys/class/drm/card0/device/vendor", "0x1002\n");
+        write(
+            r,
+            "sys/class/drm/card0/device/product_name",
+            "AMD Instinct MI300X\n",
+        );
+        write(r, "sys/class/drm/card0/device/mem_info_vram_total", "N/A\n");
+        let mut issues = Vec::new();
+        let gpus = probe(&SysRoot::new(r), &mut issues);
+        assert_eq!(gpus.len(), 1);
+        assert_eq!(gpus[0].name, "AMD Instinct MI300X");
+        assert_eq!(gpus[0].memory_total_bytes, None);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(
+            issues[0].source,
+            "sys/class/drm/card0/device/mem_info_vram_total"
+        );
+    }
+
+    #[test]
+    fn no_gpu_sources_means_no_gpus_and_no_issues() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut issues = Vec::new();
+        assert!(probe(&SysRoot::new(dir.path()), &mut issues).is_empty());
+        assert!(issues.is_empty());
+    }
+}
