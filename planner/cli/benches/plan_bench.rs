@@ -8,6 +8,7 @@
 //! 3. `fleetfit estimate --gguf` on a 4 GB GGUF (Llama-3.1-8B shape, real-size vocabulary):
 //!    header only (target < 50 ms).
 #![allow(unsafe_code)]
+#![allow(clippy::expect_used)] // a benchmark: a failed setup step should stop it loudly
 
 use fleetfit_core::catalog::parse_catalog;
 use fleetfit_core::defaults;
@@ -271,7 +272,7 @@ fn bench_gguf_header(results: &mut Vec<String>) {
         .sum();
     f.set_len(data_start + data + 64).expect("extend");
     drop(f);
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     let exe = env!("CARGO_BIN_EXE_fleetfit");
     let args = [
         "estimate",

@@ -11,8 +11,11 @@ use fleetfit_core::profile::DeviceProfile;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// `(path as the user named it, file text)` pairs, in the order they are evaluated.
+pub type Sources = Vec<(String, String)>;
+
 /// `*.yaml`/`*.yml` files in `dir` (not recursive; `tests/` and hidden entries skipped), sorted.
-pub fn read_yaml_dir(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+pub fn read_yaml_dir(dir: &Path) -> Result<Sources, Failure> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read directory `{}`", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
@@ -36,9 +39,7 @@ pub fn read_yaml_dir(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
 }
 
 /// The catalog from `dir`, or the embedded one.
-pub fn load_catalog(
-    dir: Option<&Path>,
-) -> Result<(Catalog, Vec<(String, String)>, Diagnostics), Failure> {
+pub fn load_catalog(dir: Option<&Path>) -> Result<(Catalog, Sources, Diagnostics), Failure> {
     let sources = match dir {
         Some(d) => read_yaml_dir(d)?,
         None => defaults::owned(defaults::CATALOG),
@@ -51,7 +52,7 @@ pub fn load_catalog(
 pub fn load_policies(
     dir: Option<&Path>,
     today: Option<&str>,
-) -> Result<(PolicySet, Vec<(String, String)>, Diagnostics), Failure> {
+) -> Result<(PolicySet, Sources, Diagnostics), Failure> {
     let sources = match dir {
         Some(d) => read_yaml_dir(d)?,
         None => defaults::owned(defaults::POLICIES),
@@ -72,7 +73,7 @@ pub fn load_policies(
 
 /// Profiles from a directory, a file (one profile or a list) or an `http://` URL.
 /// Returns the profiles sorted by id and the raw texts (for the fleet digest).
-pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String)>), Failure> {
+pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Sources), Failure> {
     let mut texts: Vec<(String, String)> = Vec::new();
     if spec.starts_with("http://") || spec.starts_with("https://") {
         texts.push((spec.to_owned(), http_get(spec)?));
@@ -146,47 +147,52 @@ pub fn load_fleet(spec: &str) -> Result<(Vec<DeviceProfile>, Vec<(String, String
 
 fn parse_profiles(path: &str, text: &str) -> Result<Vec<DeviceProfile>, Diagnostic> {
     let trimmed = text.trim_start();
-    let is_json = path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[');
+    let is_json = Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || trimmed.starts_with('{')
+        || trimmed.starts_with('[');
     if is_json {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| json_diag(path, &e))?;
-        // A list of profiles, the control plane's `{ "profiles": [...] }`, or one profile.
-        let list = match value {
-            serde_json::Value::Array(items) => items,
-            serde_json::Value::Object(mut o) if o.contains_key("profiles") => {
+        match value {
+            // The control plane's inventory: `{ "profiles": [...] }`.
+            serde_json::Value::Object(mut o)
+                if o.contains_key("profiles") && !o.contains_key("schema") =>
+            {
                 match o.remove("profiles") {
-                    Some(serde_json::Value::Array(items)) => items,
-                    _ => {
-                        return Err(Diagnostic::error(
-                            path,
-                            0,
-                            0,
-                            "wrong-type",
-                            "`profiles` must be a list of device profiles",
-                        ));
-                    }
+                    Some(serde_json::Value::Array(items)) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            serde_json::from_value::<DeviceProfile>(v).map_err(|e| {
+                                Diagnostic::error(
+                                    path,
+                                    0,
+                                    0,
+                                    "invalid-profile",
+                                    format!("profiles[{i}]: {e}"),
+                                )
+                            })
+                        })
+                        .collect(),
+                    _ => Err(Diagnostic::error(
+                        path,
+                        0,
+                        0,
+                        "wrong-type",
+                        "`profiles` must be a list of device profiles",
+                    )),
                 }
             }
-            one => vec![one],
-        };
-        list.into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                serde_json::from_value::<DeviceProfile>(v).map_err(|e| {
-                    Diagnostic::error(path, 0, 0, "invalid-profile", format!("profile {i}: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|profiles| {
-                // Re-parse typed from text for one profile so errors carry line:column.
-                if profiles.len() == 1 && trimmed.starts_with('{') {
-                    serde_json::from_str::<DeviceProfile>(text)
-                        .map(|p| vec![p])
-                        .map_err(|e| json_diag(path, &e))
-                } else {
-                    Ok(profiles)
-                }
-            })
+            // A list or one profile: parse the text again, typed, so errors carry line:column.
+            serde_json::Value::Array(_) => {
+                serde_json::from_str::<Vec<DeviceProfile>>(text).map_err(|e| json_diag(path, &e))
+            }
+            _ => serde_json::from_str::<DeviceProfile>(text)
+                .map(|p| vec![p])
+                .map_err(|e| json_diag(path, &e)),
+        }
     } else if trimmed.starts_with('-') {
         fleetfit_core::yaml::parse::<Vec<DeviceProfile>>(path, text)
     } else {

@@ -1,5 +1,6 @@
 //! End-to-end tests: spawn `fleetfit` on the fixture fleets and bad inputs; check exit codes,
 //! diagnostics and the plan itself (snapshots for the showcase fleet).
+#![allow(clippy::expect_used)] // test helpers: a failed setup step should fail the test loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

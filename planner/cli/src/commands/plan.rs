@@ -57,22 +57,19 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
     let (catalog, catalog_src, mut warnings) = load_catalog(args.catalog.as_deref())?;
     let (policies, policy_src, pw) = load_policies(args.policies.as_deref(), Some(&today))?;
     warnings.extend(pw);
-    let (mut devices, fleet_digest) = match &args.fleet {
-        Some(spec) => {
-            let (profiles, texts) = load_fleet(spec)?;
-            (profiles, digest_files(&texts))
-        }
-        None => {
-            let profile = fleetfit_probe::probe(&fleetfit_probe::ProbeOptions {
-                sysroot: PathBuf::from("/"),
-                models_dir: None,
-            });
-            let json = serde_json::to_vec(&profile)
-                .map_err(|e| anyhow!("cannot serialize the probed profile: {e}"))?;
-            (vec![profile], digest_bytes(&json))
-        }
+    let (mut devices, fleet_digest) = if let Some(spec) = &args.fleet {
+        let (profiles, texts) = load_fleet(spec)?;
+        (profiles, digest_files(&texts))
+    } else {
+        let profile = fleetfit_probe::probe(&fleetfit_probe::ProbeOptions {
+            sysroot: PathBuf::from("/"),
+            models_dir: None,
+        });
+        let json = serde_json::to_vec(&profile)
+            .map_err(|e| anyhow!("cannot serialize the probed profile: {e}"))?;
+        (vec![profile], digest_bytes(&json))
     };
-    for w in warnings.iter() {
+    for w in &warnings {
         eprintln!("{w}");
     }
     if let Some(id) = &args.device {
