@@ -221,7 +221,8 @@ def main() -> None:
             logtxt += [ln for ln in log.splitlines() if KEEP.search(ln) and not DROP.search(ln)
                        and not ("print_info" in ln and len(runs) > 0)]
             logtxt.append("")
-            run = dict(n_ctx=n_ctx, n_batch=2048, n_ubatch=512,  # requested (llama.cpp defaults) flash_attn=fa, type_k=tk, type_v=tv,
+            # n_batch / n_ubatch: requested values (llama.cpp defaults), replaced below by what it used
+            run = dict(n_ctx=n_ctx, n_batch=2048, n_ubatch=512, flash_attn=fa, type_k=tk, type_v=tv,
                        method=method, rc=rc)
             run.update(parse_run(log))
             run["wall_s"] = round(wall, 1)
