@@ -6,6 +6,7 @@
 use fleetfit_core::Bytes;
 use fleetfit_core::estimate::{Backend, KvType, ModelShape, RuntimeSettings, estimate_memory};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::Path;
 
 fn shape(m: &Value) -> ModelShape {
@@ -98,13 +99,14 @@ fn estimates_are_within_ten_percent_of_llama_cpp() {
             let err = (ours - total) / total;
             worst = worst.max(err.abs());
             rows += 1;
-            report.push_str(&format!(
-                "| {} | {ctx} | {} | {} | {total:.1} | {ours:.1} | {:+.1}% |\n",
+            let _ = writeln!(
+                report,
+                "| {} | {ctx} | {} | {} | {total:.1} | {ours:.1} | {:+.1}% |",
                 model["name"].as_str().unwrap_or_default(),
                 if settings.flash_attn { "on" } else { "off" },
                 settings.kv_type,
                 err * 100.0
-            ));
+            );
             assert!(
                 err.abs() <= 0.10,
                 "{}: ctx {ctx}: estimate {ours:.1} MiB vs llama.cpp {total:.1} MiB ({:+.1}%)\n{report}",

@@ -1,19 +1,25 @@
 //! One device: match policies, then for each role rank the candidates that pass the static
 //! guardrails, and take the first that fits (context ladder from the target down to the
 //! minimum) and passes the placement guardrails.
+//!
+//! This is the hot path of fleet planning: what depends only on which rules matched (ranking,
+//! policy rejections) is computed once per rule set and shared; misses are kept as numbers and
+//! turned into messages only for the nearest miss of each model.
 
 use super::candidates::{CandidateTable, role_index};
 use super::model::{
     ArtifactRef, Assignment, Because, BlockedRole, DevicePlan, EstimateReport, PlacementReport,
-    Rejection, SettingsReport, Status,
+    Rejection, Rejections, SettingsReport, Status,
 };
 use crate::catalog::Catalog;
+use crate::estimate::Backend;
 use crate::estimate::placement::{Committed, DeviceResources, Fit, FitRequest, Miss, fit};
 use crate::policy::{
-    Applied, DevicePolicy, EffectiveSettings, Objective, PlacedFacts, PolicySet, Role, Setting,
-    Violation,
+    Applied, DevicePolicy, Effect, EffectiveSettings, Mode, Objective, PlacedFacts, PolicySet,
+    Role, Setting, Violation, covers_role,
 };
 use crate::profile::DeviceProfile;
+use crate::units::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -22,21 +28,48 @@ use std::sync::Arc;
 struct StaticVerdict {
     /// Candidates that pass, best first.
     ranked: Vec<usize>,
-    /// Policy rejections (enforced), per candidate index.
-    rejected: Vec<(usize, Vec<Violation>)>,
+    /// Enforced policy rejections, grouped per model and rule, sorted.
+    policy_rejections: Arc<Vec<Rejection>>,
     /// Audit findings per candidate index.
     audit: HashMap<usize, Vec<Violation>>,
+    /// Candidates with the role's task (compliant or not).
+    considered: usize,
 }
 
-type CacheKey = (Vec<Applied>, Role, Objective, Vec<String>);
+/// Why a better-ranked candidate was passed over on this device, as numbers.
+#[derive(Clone, Debug)]
+enum MissKind {
+    Memory {
+        miss: Miss,
+        ctx: u32,
+    },
+    Speed {
+        violation: Violation,
+        tps: f64,
+        backend: Backend,
+        ctx: u32,
+    },
+}
+
+impl MissKind {
+    /// Required over available: 1.05 means 5 % short.
+    fn closeness(&self) -> f64 {
+        match self {
+            MissKind::Memory { miss, .. } => miss.overshoot(),
+            MissKind::Speed { violation, tps, .. } => {
+                min_tps(&violation.message).map_or(0.0, |min| min / tps.max(1e-9))
+            }
+        }
+    }
+}
 
 pub(super) struct DevicePlanner<'a> {
     catalog: &'a Catalog,
     policies: &'a PolicySet,
     table: &'a CandidateTable,
     today: Option<&'a str>,
-    cache: HashMap<CacheKey, Arc<StaticVerdict>>,
-    needs_view: bool,
+    /// Per matched rule set: the verdict for each role.
+    cache: HashMap<Vec<Applied>, [Option<Arc<StaticVerdict>>; 3]>,
 }
 
 impl<'a> DevicePlanner<'a> {
@@ -52,32 +85,33 @@ impl<'a> DevicePlanner<'a> {
             table,
             today,
             cache: HashMap::new(),
-            needs_view: policies.rules.iter().any(|r| r.when.is_some()),
         }
     }
 
     pub(super) fn plan_device(&mut self, device: &DeviceProfile) -> (DevicePlan, Vec<String>) {
-        let view = self
-            .needs_view
-            .then(|| crate::policy::cel::device_view(device));
-        let dp = self.policies.for_device(device, view.as_ref(), self.today);
+        let dp = self.policies.for_device(device, self.today);
         let resources = DeviceResources::from_profile(device);
         let mut committed = Committed::default();
         let mut assignments: Vec<Assignment> = Vec::new();
-        let mut rejections = Vec::new();
+        let mut rejections = Rejections::default();
         let mut blocked = Vec::new();
         let mut roles = dp.settings.roles.value.clone();
         roles.dedup();
         for role in roles {
-            match self.plan_role(device, &dp, role, &resources, &mut committed, &assignments) {
-                Ok((a, rej)) => {
-                    assignments.push(a);
-                    rejections.extend(rej);
-                }
-                Err((b, rej)) => {
-                    blocked.push(b);
-                    rejections.extend(rej);
-                }
+            let verdict = self.verdict(&dp, role);
+            let (outcome, misses) = self.plan_role(
+                &dp,
+                role,
+                &verdict,
+                &resources,
+                &mut committed,
+                &assignments,
+            );
+            rejections.push_part(Arc::new(misses));
+            rejections.push_part(Arc::clone(&verdict.policy_rejections));
+            match outcome {
+                Ok(a) => assignments.push(a),
+                Err(b) => blocked.push(b),
             }
         }
         let status = if blocked.is_empty() {
@@ -97,21 +131,28 @@ impl<'a> DevicePlanner<'a> {
     }
 
     fn verdict(&mut self, dp: &DevicePolicy, role: Role) -> Arc<StaticVerdict> {
-        let key: CacheKey = (
-            dp.applied.clone(),
-            role,
-            dp.settings.objective.value,
-            dp.settings.prefer.value.clone(),
-        );
-        if let Some(v) = self.cache.get(&key) {
+        let ri = role_index(role);
+        if let Some(Some(v)) = self
+            .cache
+            .get(dp.applied.as_slice())
+            .map(|slots| &slots[ri])
+        {
             return Arc::clone(v);
         }
+        let v = Arc::new(self.compute_verdict(dp, role));
+        self.cache.entry(dp.applied.clone()).or_default()[ri] = Some(Arc::clone(&v));
+        v
+    }
+
+    fn compute_verdict(&self, dp: &DevicePolicy, role: Role) -> StaticVerdict {
         let ri = role_index(role);
         let mut ranked = Vec::new();
-        let mut rejected = Vec::new();
+        let mut rejected: Vec<(usize, Violation)> = Vec::new();
         let mut audit = HashMap::new();
+        let mut considered = 0;
         for (ci, c) in self.table.candidates.iter().enumerate() {
             let Some(q) = c.quality[ri] else { continue };
+            considered += 1;
             let model = &self.catalog.models[c.model];
             let artifact = &model.artifacts[c.artifact];
             let (enforced, audited): (Vec<Violation>, Vec<Violation>) = self
@@ -122,32 +163,39 @@ impl<'a> DevicePlanner<'a> {
             if !audited.is_empty() {
                 audit.insert(ci, audited);
             }
-            if enforced.is_empty() {
-                ranked.push(ci);
-            } else {
-                rejected.push((ci, enforced));
+            match enforced.into_iter().next() {
+                None => ranked.push(ci),
+                Some(v) => rejected.push((ci, v)),
             }
         }
+        self.rank(dp, ri, &mut ranked);
+        StaticVerdict {
+            ranked,
+            policy_rejections: Arc::new(self.group_policy_rejections(role, rejected)),
+            audit,
+            considered,
+        }
+    }
+
+    fn rank(&self, dp: &DevicePolicy, ri: usize, ranked: &mut [usize]) {
         let prefer = &dp.settings.prefer.value;
+        let cand = |ci: usize| &self.table.candidates[ci];
+        let artifact =
+            |ci: usize| &self.catalog.models[cand(ci).model].artifacts[cand(ci).artifact];
         let pref = |ci: usize| {
-            let c = &self.table.candidates[ci];
-            let qn = &self.catalog.models[c.model].artifacts[c.artifact].quant;
+            let qn = &artifact(ci).quant;
             prefer.iter().position(|p| p == qn).unwrap_or(prefer.len())
         };
-        let quality = |ci: usize| self.table.candidates[ci].quality[ri].unwrap_or(0.0);
+        let quality = |ci: usize| cand(ci).quality[ri].unwrap_or(0.0);
         // Quality within half a point counts as equal; then the faster candidate (fewer bytes
         // read per token, in ~20 % steps), then the preferred quantization, then the smaller
         // download.
         let band = |ci: usize| (quality(ci) * 200.0).floor() as i64;
-        let speed_step = |ci: usize| {
-            ((self.table.candidates[ci].active_bytes.max(1) as f64).log2() * 4.0).floor() as i64
-        };
-        let size = |ci: usize| {
-            let c = &self.table.candidates[ci];
-            self.catalog.models[c.model].artifacts[c.artifact].size_bytes
-        };
+        let speed_step =
+            |ci: usize| ((cand(ci).active_bytes.max(1) as f64).log2() * 4.0).floor() as i64;
+        let size = |ci: usize| artifact(ci).size_bytes;
         let params = |ci: usize| {
-            self.catalog.models[self.table.candidates[ci].model]
+            self.catalog.models[cand(ci).model]
                 .architecture
                 .params_total
         };
@@ -168,45 +216,93 @@ impl<'a> DevicePlanner<'a> {
                     .then(a.cmp(&b))
             }),
             Objective::Fastest => ranked.sort_by(|&a, &b| {
-                let (ca, cb) = (&self.table.candidates[a], &self.table.candidates[b]);
-                ca.active_bytes
-                    .cmp(&cb.active_bytes)
+                cand(a)
+                    .active_bytes
+                    .cmp(&cand(b).active_bytes)
                     .then(band(b).cmp(&band(a)))
                     .then(a.cmp(&b))
             }),
         }
-        let v = Arc::new(StaticVerdict {
-            ranked,
-            rejected,
-            audit,
-        });
-        self.cache.insert(key, Arc::clone(&v));
-        v
+    }
+
+    /// A model's artifacts rejected by the same rule and constraint become one rejection
+    /// (quant `*` when all of them were).
+    fn group_policy_rejections(
+        &self,
+        role: Role,
+        rejected: Vec<(usize, Violation)>,
+    ) -> Vec<Rejection> {
+        let ri = role_index(role);
+        let mut per_model: HashMap<usize, usize> = HashMap::new();
+        for c in &self.table.candidates {
+            if c.quality[ri].is_some() {
+                *per_model.entry(c.model).or_default() += 1;
+            }
+        }
+        let mut grouped: BTreeMap<(usize, String, String), (Vec<String>, Violation)> =
+            BTreeMap::new();
+        for (ci, v) in rejected {
+            let c = &self.table.candidates[ci];
+            let quant = self.catalog.models[c.model].artifacts[c.artifact]
+                .quant
+                .clone();
+            grouped
+                .entry((c.model, v.rule.clone(), v.constraint.clone()))
+                .or_insert_with(|| (Vec::new(), v))
+                .0
+                .push(quant);
+        }
+        let mut out: Vec<Rejection> = grouped
+            .into_iter()
+            .map(|((mi, _, _), (quants, v))| {
+                let all = per_model.get(&mi).copied().unwrap_or(0) == quants.len();
+                Rejection {
+                    role,
+                    model: self.catalog.models[mi].id.clone(),
+                    quant: if all { "*".into() } else { quants.join(",") },
+                    rule: v.rule,
+                    constraint: v.constraint,
+                    message: v.message,
+                    source: v.source,
+                    kind: "policy".into(),
+                    closeness: 0.0,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.rule, &a.model).cmp(&(&b.rule, &b.model)));
+        out
     }
 
     #[allow(clippy::type_complexity)]
     fn plan_role(
-        &mut self,
-        device: &DeviceProfile,
+        &self,
         dp: &DevicePolicy,
         role: Role,
+        verdict: &StaticVerdict,
         resources: &DeviceResources,
         committed: &mut Committed,
         earlier: &[Assignment],
-    ) -> Result<(Assignment, Vec<Rejection>), (BlockedRole, Vec<Rejection>)> {
-        let verdict = self.verdict(dp, role);
+    ) -> (Result<Assignment, BlockedRole>, Vec<Rejection>) {
         let headroom = self.policies.headroom_pct(dp, role) / 100.0;
         let min_ctx = self.policies.min_context(dp, role);
         let target = dp.settings.context_target.value.max(min_ctx);
         let kv_type = dp.settings.kv_type.value;
         let allow_partial_offload = !self.policies.full_gpu_offload(dp, role);
-        let mut misses: Vec<(usize, Rejection)> = Vec::new();
+        // The nearest miss per model, as numbers: (closeness, candidate, why).
+        let mut nearest: Vec<Option<(f64, usize, MissKind)>> =
+            vec![None; self.catalog.models.len()];
+        let mut note = |ci: usize, kind: MissKind| {
+            let mi = self.table.candidates[ci].model;
+            let c = kind.closeness();
+            if nearest[mi].as_ref().is_none_or(|(prev, _, _)| c < *prev) {
+                nearest[mi] = Some((c, ci, kind));
+            }
+        };
         let mut chosen: Option<(usize, Fit, u32, Vec<Violation>)> = None;
         for &ci in &verdict.ranked {
             let c = &self.table.candidates[ci];
             let model = &self.catalog.models[c.model];
             let artifact = &model.artifacts[c.artifact];
-            let shape = &self.table.shapes[c.model];
             // The same artifact already serves another role on this device: share it.
             if let Some(prev) = earlier
                 .iter()
@@ -217,35 +313,17 @@ impl<'a> DevicePlanner<'a> {
                     backend: backend_of(&prev.placement.backend),
                     context_tokens: prev.context_tokens,
                 };
-                let (enf, _aud): (Vec<_>, Vec<_>) = self
+                if self
                     .policies
                     .check_placed(dp, role, &facts)
-                    .into_iter()
-                    .partition(|v| !v.audit);
-                if enf.is_empty() {
+                    .iter()
+                    .all(|v| v.audit)
+                {
                     let mut a = prev.clone();
                     a.role = role;
+                    a.quality = round3(c.quality[role_index(role)].unwrap_or(0.0));
                     a.because = vec![
-                        Because {
-                            rule: dp
-                                .settings
-                                .objective
-                                .rule
-                                .clone()
-                                .unwrap_or_else(|| "builtin".into()),
-                            source: dp
-                                .settings
-                                .objective
-                                .source
-                                .clone()
-                                .unwrap_or_else(|| "fleetfit".into()),
-                            message: format!(
-                                "{}: ranked first of {} compliant candidates for {}",
-                                dp.settings.objective.value.as_str(),
-                                verdict.ranked.len(),
-                                role.as_str()
-                            ),
-                        },
+                        objective_because(dp, verdict, role),
                         Because {
                             rule: "shared".into(),
                             source: "fleetfit".into(),
@@ -255,10 +333,11 @@ impl<'a> DevicePlanner<'a> {
                             ),
                         },
                     ];
-                    a.quality = c.quality[role_index(role)].unwrap_or(0.0);
-                    return Ok((a, self.rejections(role, &verdict, misses)));
+                    drop(note);
+                    return (Ok(a), self.format_misses(role, nearest));
                 }
             }
+            let shape = &self.table.shapes[c.model];
             let (ctx_max, ctx_min) = if role == Role::Embedding {
                 (
                     model.architecture.context_native,
@@ -277,13 +356,9 @@ impl<'a> DevicePlanner<'a> {
                 headroom,
                 allow_partial_offload,
             };
-            let at_min = fit(&req, resources, committed);
-            let mut best = match at_min {
-                Err(m) => {
-                    misses.push((
-                        ci,
-                        memory_rejection(role, &model.id, &artifact.quant, &m, headroom, ctx_min),
-                    ));
+            let mut best = match fit(&req, resources, committed) {
+                Err(miss) => {
+                    note(ci, MissKind::Memory { miss, ctx: ctx_min, headroom });
                     continue;
                 }
                 Ok(f) => (f, ctx_min),
@@ -308,29 +383,16 @@ impl<'a> DevicePlanner<'a> {
                 .check_placed(dp, role, &facts)
                 .into_iter()
                 .partition(|v| !v.audit);
-            if let Some(v) = enforced.into_iter().next() {
-                let closeness = if v.constraint == "require.min_tokens_per_second" {
-                    min_tps(&v.message).map_or(0.0, |min| min / f.tokens_per_second.max(1e-9))
-                } else {
-                    0.0
-                };
-                misses.push((
+            if let Some(violation) = enforced.into_iter().next() {
+                note(
                     ci,
-                    Rejection {
-                        role,
-                        model: model.id.clone(),
-                        quant: artifact.quant.clone(),
-                        rule: v.rule,
-                        constraint: v.constraint,
-                        message: format!(
-                            "{} ({} on {}, ctx {ctx})",
-                            v.message, artifact.quant, f.backend
-                        ),
-                        source: v.source,
-                        kind: "speed".into(),
-                        closeness,
+                    MissKind::Speed {
+                        violation,
+                        tps: f.tokens_per_second,
+                        backend: f.backend,
+                        ctx,
                     },
-                ));
+                );
                 continue;
             }
             let mut audit = verdict.audit.get(&ci).cloned().unwrap_or_default();
@@ -338,47 +400,102 @@ impl<'a> DevicePlanner<'a> {
             chosen = Some((ci, f, ctx, audit));
             break;
         }
-        let rejections = self.rejections(role, &verdict, misses);
+        drop(note);
+        let misses = self.format_misses(role, nearest);
         let Some((ci, f, ctx, audit)) = chosen else {
-            let n = verdict.ranked.len() + verdict.rejected.len();
-            let reason = match rejections.first() {
+            let reason = match misses.first().or_else(|| verdict.policy_rejections.first()) {
                 Some(r) => format!(
-                    "0 of {n} candidates pass; nearest miss: {} {}: {}",
-                    r.model, r.quant, r.message
+                    "0 of {} candidates pass; nearest miss: {} {}: {}",
+                    verdict.considered, r.model, r.quant, r.message
                 ),
                 None => format!("no catalog model has the `{}` task", role.as_str()),
             };
-            let _ = device;
-            return Err((BlockedRole { role, reason }, rejections));
+            return (Err(BlockedRole { role, reason }), misses);
         };
         committed.add(&f);
+        (
+            Ok(self.assignment(dp, role, verdict, ci, &f, ctx, audit)),
+            misses,
+        )
+    }
+
+    fn format_misses(
+        &self,
+        role: Role,
+        nearest: Vec<Option<(f64, usize, MissKind)>>,
+    ) -> Vec<Rejection> {
+        let mut out: Vec<Rejection> = nearest
+            .into_iter()
+            .flatten()
+            .map(|(closeness, ci, kind)| {
+                let c = &self.table.candidates[ci];
+                let model = &self.catalog.models[c.model];
+                let quant = model.artifacts[c.artifact].quant.clone();
+                match kind {
+                    MissKind::Memory { miss, ctx, headroom } => Rejection {
+                        role,
+                        model: model.id.clone(),
+                        message: format!(
+                            "needs {} of {} at {ctx} ctx on {}; {} available after {:.0}% headroom",
+                            Bytes(miss.required),
+                            miss.pool,
+                            miss.backend,
+                            Bytes(miss.available),
+                            headroom * 100.0
+                        ),
+                        quant,
+                        rule: "memory".into(),
+                        constraint: "fit".into(),
+                        source: "fleetfit".into(),
+                        kind: "memory".into(),
+                        closeness,
+                    },
+                    MissKind::Speed {
+                        violation,
+                        backend,
+                        ctx,
+                        ..
+                    } => Rejection {
+                        role,
+                        model: model.id.clone(),
+                        message: format!("{} ({quant} on {backend}, ctx {ctx})", violation.message),
+                        quant,
+                        rule: violation.rule,
+                        constraint: violation.constraint,
+                        source: violation.source,
+                        kind: "speed".into(),
+                        closeness,
+                    },
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.closeness
+                .total_cmp(&b.closeness)
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assignment(
+        &self,
+        dp: &DevicePolicy,
+        role: Role,
+        verdict: &StaticVerdict,
+        ci: usize,
+        f: &Fit,
+        ctx: u32,
+        audit: Vec<Violation>,
+    ) -> Assignment {
         let c = &self.table.candidates[ci];
         let model = &self.catalog.models[c.model];
         let artifact = &model.artifacts[c.artifact];
-        let mut because = vec![Because {
-            rule: dp
-                .settings
-                .objective
-                .rule
-                .clone()
-                .unwrap_or_else(|| "builtin".into()),
-            source: dp
-                .settings
-                .objective
-                .source
-                .clone()
-                .unwrap_or_else(|| "fleetfit".into()),
-            message: format!(
-                "{}: ranked first of {} compliant candidates for {}",
-                dp.settings.objective.value.as_str(),
-                verdict.ranked.len(),
-                role.as_str()
-            ),
-        }];
+        let mut because = vec![objective_because(dp, verdict, role)];
         for (_, r) in self.policies.applied_rules(dp) {
-            if !crate::policy::covers_role(&r.rule, role)
-                || r.rule.mode == crate::policy::Mode::Audit
-                || r.rule.effect == crate::policy::Effect::Forbid
+            if !covers_role(&r.rule, role)
+                || r.rule.mode == Mode::Audit
+                || r.rule.effect == Effect::Forbid
             {
                 continue;
             }
@@ -400,7 +517,7 @@ impl<'a> DevicePlanner<'a> {
             });
         }
         let (pool, used, cap) = f.tightest_pool.clone();
-        let assignment = Assignment {
+        Assignment {
             role,
             model: model.id.clone(),
             quant: artifact.quant.clone(),
@@ -432,85 +549,40 @@ impl<'a> DevicePlanner<'a> {
                 pool_used_bytes: used,
                 pool_capacity_bytes: cap,
             },
-            quality: (c.quality[role_index(role)].unwrap_or(0.0) * 1000.0).round() / 1000.0,
+            quality: round3(c.quality[role_index(role)].unwrap_or(0.0)),
             because,
-        };
-        Ok((assignment, rejections))
-    }
-
-    /// Policy rejections (collapsed per model and rule) and the fit/speed misses of
-    /// better-ranked candidates (nearest per model), nearest miss first.
-    fn rejections(
-        &self,
-        role: Role,
-        verdict: &StaticVerdict,
-        misses: Vec<(usize, Rejection)>,
-    ) -> Vec<Rejection> {
-        let mut nearest: BTreeMap<String, Rejection> = BTreeMap::new();
-        for (_, r) in misses {
-            match nearest.get(&r.model) {
-                Some(prev) if prev.closeness <= r.closeness => {}
-                _ => {
-                    nearest.insert(r.model.clone(), r);
-                }
-            }
         }
-        let mut fit_misses: Vec<Rejection> = nearest.into_values().collect();
-        fit_misses.sort_by(|a, b| {
-            a.closeness
-                .total_cmp(&b.closeness)
-                .then(a.model.cmp(&b.model))
-        });
-        // Policy: group a model's artifacts rejected by the same rule and constraint.
-        let mut grouped: BTreeMap<(String, String, String), (Vec<String>, Violation)> =
-            BTreeMap::new();
-        let mut artifacts_per_model: HashMap<usize, usize> = HashMap::new();
-        for c in &self.table.candidates {
-            if c.quality[role_index(role)].is_some() {
-                *artifacts_per_model.entry(c.model).or_default() += 1;
-            }
-        }
-        for (ci, violations) in &verdict.rejected {
-            let c = &self.table.candidates[*ci];
-            let model = &self.catalog.models[c.model];
-            if let Some(v) = violations.first() {
-                let e = grouped
-                    .entry((model.id.clone(), v.rule.clone(), v.constraint.clone()))
-                    .or_insert_with(|| (Vec::new(), v.clone()));
-                e.0.push(model.artifacts[c.artifact].quant.clone());
-            }
-        }
-        let mut policy: Vec<Rejection> = grouped
-            .into_iter()
-            .map(|((model_id, _, _), (quants, v))| {
-                let mi = self
-                    .catalog
-                    .models
-                    .iter()
-                    .position(|m| m.id == model_id)
-                    .unwrap_or(0);
-                let all = artifacts_per_model.get(&mi).copied().unwrap_or(0) == quants.len();
-                Rejection {
-                    role,
-                    model: model_id,
-                    quant: if all { "*".into() } else { quants.join(",") },
-                    rule: v.rule,
-                    constraint: v.constraint,
-                    message: v.message,
-                    source: v.source,
-                    kind: "policy".into(),
-                    closeness: 0.0,
-                }
-            })
-            .collect();
-        policy.sort_by(|a, b| (&a.rule, &a.model).cmp(&(&b.rule, &b.model)));
-        fit_misses.extend(policy);
-        fit_misses
     }
 }
 
-fn backend_of(name: &str) -> crate::estimate::Backend {
-    use crate::estimate::Backend;
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn objective_because(dp: &DevicePolicy, verdict: &StaticVerdict, role: Role) -> Because {
+    Because {
+        rule: dp
+            .settings
+            .objective
+            .rule
+            .clone()
+            .unwrap_or_else(|| "builtin".into()),
+        source: dp
+            .settings
+            .objective
+            .source
+            .clone()
+            .unwrap_or_else(|| "fleetfit".into()),
+        message: format!(
+            "{}: ranked first of {} compliant candidates for {}",
+            dp.settings.objective.value.as_str(),
+            verdict.ranked.len(),
+            role.as_str()
+        ),
+    }
+}
+
+fn backend_of(name: &str) -> Backend {
     match name {
         "cuda" => Backend::Cuda,
         "rocm" => Backend::Rocm,
@@ -526,34 +598,6 @@ fn min_tps(message: &str) -> Option<f64> {
         .rsplit("< ")
         .next()
         .and_then(|s| s.trim().parse().ok())
-}
-
-fn memory_rejection(
-    role: Role,
-    model: &str,
-    quant_name: &str,
-    m: &Miss,
-    headroom: f64,
-    ctx: u32,
-) -> Rejection {
-    Rejection {
-        role,
-        model: model.to_owned(),
-        quant: quant_name.to_owned(),
-        rule: "memory".into(),
-        constraint: "fit".into(),
-        message: format!(
-            "needs {} of {} at {ctx} ctx on {}; {} available after {:.0}% headroom",
-            crate::units::Bytes(m.required),
-            m.pool,
-            m.backend,
-            crate::units::Bytes(m.available),
-            headroom * 100.0
-        ),
-        source: "fleetfit".into(),
-        kind: "memory".into(),
-        closeness: m.overshoot(),
-    }
 }
 
 fn provenance<T>(s: &Setting<T>, name: &str, value: &str) -> Option<String> {

@@ -2,6 +2,7 @@
 
 use crate::policy::Role;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The schema tag of a plan.
 pub const PLAN_SCHEMA: &str = "fleetfit/plan/v1";
@@ -67,7 +68,54 @@ pub struct DevicePlan {
     /// Settings in force and where they came from.
     pub settings: SettingsReport,
     /// Candidates not chosen, nearest miss first (per role).
-    pub rejections: Vec<Rejection>,
+    pub rejections: Rejections,
+}
+
+/// The rejections of one device: per role, the fit and speed misses of that device, then the
+/// policy rejections, which devices matched by the same rules share (not copied per device).
+/// Serializes as one flat list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rejections {
+    parts: Vec<Arc<Vec<Rejection>>>,
+}
+
+impl Rejections {
+    /// Appends a part.
+    pub fn push_part(&mut self, part: Arc<Vec<Rejection>>) {
+        if !part.is_empty() {
+            self.parts.push(part);
+        }
+    }
+
+    /// All rejections, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Rejection> {
+        self.parts.iter().flat_map(|p| p.iter())
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len()).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Serialize for Rejections {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rejections {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let all = Vec::<Rejection>::deserialize(deserializer)?;
+        let mut r = Rejections::default();
+        r.push_part(Arc::new(all));
+        Ok(r)
+    }
 }
 
 /// Where each setting came from.

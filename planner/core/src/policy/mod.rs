@@ -138,12 +138,9 @@ pub struct PlacedFacts {
 impl PolicySet {
     /// Evaluates matches, conditions and settings for one device. `today` (`YYYY-MM-DD`) makes
     /// expired rules stop applying; the core never reads the clock.
-    pub fn for_device(
-        &self,
-        device: &DeviceProfile,
-        view: Option<&::cel::Value>,
-        today: Option<&str>,
-    ) -> DevicePolicy {
+    pub fn for_device(&self, device: &DeviceProfile, today: Option<&str>) -> DevicePolicy {
+        // The CEL view of the device is built only if a rule with `when` gets that far.
+        let view: std::cell::OnceCell<::cel::Value> = std::cell::OnceCell::new();
         let mut settings = EffectiveSettings {
             roles: Setting::builtin(vec![Role::Chat]),
             objective: Setting::builtin(Objective::BestQuality),
@@ -173,7 +170,7 @@ impl PolicySet {
                 continue;
             }
             if let Some(cond) = &r.when {
-                let Some(view) = view else { continue };
+                let view = view.get_or_init(|| cel::device_view(device));
                 match cond.eval(view) {
                     Ok(true) => {}
                     Ok(false) => continue,
