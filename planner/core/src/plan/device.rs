@@ -42,6 +42,7 @@ enum MissKind {
     Memory {
         miss: Miss,
         ctx: u32,
+        headroom: f64,
     },
     Speed {
         violation: Violation,
@@ -358,7 +359,14 @@ impl<'a> DevicePlanner<'a> {
             };
             let mut best = match fit(&req, resources, committed) {
                 Err(miss) => {
-                    note(ci, MissKind::Memory { miss, ctx: ctx_min, headroom });
+                    note(
+                        ci,
+                        MissKind::Memory {
+                            miss,
+                            ctx: ctx_min,
+                            headroom,
+                        },
+                    );
                     continue;
                 }
                 Ok(f) => (f, ctx_min),
@@ -432,7 +440,11 @@ impl<'a> DevicePlanner<'a> {
                 let model = &self.catalog.models[c.model];
                 let quant = model.artifacts[c.artifact].quant.clone();
                 match kind {
-                    MissKind::Memory { miss, ctx, headroom } => Rejection {
+                    MissKind::Memory {
+                        miss,
+                        ctx,
+                        headroom,
+                    } => Rejection {
                         role,
                         model: model.id.clone(),
                         message: format!(
