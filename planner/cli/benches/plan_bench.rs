@@ -177,7 +177,12 @@ fn bench_fleets(results: &mut Vec<String>) {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let candidates: usize = catalog.models.iter().map(|m| m.artifacts.len()).sum();
     let mut base_rate = 0.0;
-    for n in [1_000usize, 10_000, 100_000] {
+    // FLEETFIT_BENCH_SIZES=2000 (comma-separated) to profile one size.
+    let sizes: Vec<usize> = std::env::var("FLEETFIT_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    for n in sizes {
         let fleet = synthetic_fleet(n, &classes);
         let options = PlanOptions {
             today: Some("2026-11-24".into()),
@@ -318,8 +323,15 @@ fn main() {
         println!("plan_bench: run with `cargo bench -p fleetfit-cli` for figures");
         return;
     }
-    bench_cli_single_machine(&mut results);
-    bench_gguf_header(&mut results);
-    bench_fleets(&mut results);
+    let only = std::env::var("FLEETFIT_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "cli" {
+        bench_cli_single_machine(&mut results);
+    }
+    if only.is_empty() || only == "gguf" {
+        bench_gguf_header(&mut results);
+    }
+    if only.is_empty() || only == "fleet" {
+        bench_fleets(&mut results);
+    }
     println!("\n{}", results.join("\n"));
 }

@@ -14,6 +14,7 @@ use crate::hardware::{gpu_backend, gpu_bandwidth_gbps, system_bandwidth_gbps};
 use crate::profile::{DeviceProfile, NpuVendor};
 use crate::units::Bytes;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// One way to run models on a device.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -31,6 +32,8 @@ pub struct Target {
     pub bandwidth_gbps: f64,
     /// Human label: `1× NVIDIA GeForce RTX 4090`.
     pub label: String,
+    /// Name of the memory pool this target draws from, for messages.
+    pub pool: Arc<str>,
 }
 
 /// What a device offers, derived once per device from its profile.
@@ -80,7 +83,7 @@ impl DeviceResources {
                     .filter_map(|&i| gpu_bandwidth_gbps(&p.gpus[i]))
                     .fold(f64::INFINITY, f64::min);
                 let bw = if bw.is_finite() { bw } else { system_bw * 4.0 };
-                targets.push(Target {
+                targets.push(with_pool(Target {
                     backend,
                     label: format!("{}× {}", discrete.len(), p.gpus[discrete[0]].name),
                     gpus: discrete,
@@ -89,7 +92,8 @@ impl DeviceResources {
                     unified_limit: None,
                     npu: None,
                     bandwidth_gbps: bw,
-                });
+                    pool: Arc::from(""),
+                }));
             }
             for (i, g) in p.gpus.iter().enumerate() {
                 let unified = g.unified || (g.vendor == vendor && g.memory_total_bytes.is_none());
@@ -100,7 +104,7 @@ impl DeviceResources {
                     .memory_free_bytes
                     .or(g.memory_total_bytes)
                     .map_or(system_capacity, |l| l.min(system_capacity));
-                targets.push(Target {
+                targets.push(with_pool(Target {
                     backend,
                     gpus: vec![i],
                     unified: true,
@@ -109,14 +113,15 @@ impl DeviceResources {
                     npu: None,
                     bandwidth_gbps: gpu_bandwidth_gbps(g).unwrap_or(system_bw),
                     label: g.name.clone(),
-                });
+                    pool: Arc::from(""),
+                }));
             }
         }
         let mut npus: Vec<_> = p.npus.iter().map(|n| (n.vendor, n.name.clone())).collect();
         npus.sort();
         npus.dedup_by(|a, b| a.0 == b.0);
         for (vendor, name) in npus {
-            targets.push(Target {
+            targets.push(with_pool(Target {
                 backend: Backend::Npu,
                 gpus: Vec::new(),
                 unified: true,
@@ -125,9 +130,10 @@ impl DeviceResources {
                 npu: Some(vendor),
                 bandwidth_gbps: system_bw,
                 label: name,
-            });
+                pool: Arc::from(""),
+            }));
         }
-        targets.push(Target {
+        targets.push(with_pool(Target {
             backend: Backend::Cpu,
             gpus: Vec::new(),
             unified: true,
@@ -136,7 +142,8 @@ impl DeviceResources {
             npu: None,
             bandwidth_gbps: system_bw,
             label: format!("CPU ({} threads)", p.cpu.threads),
-        });
+            pool: Arc::from(""),
+        }));
         DeviceResources {
             system_capacity,
             system_total: p.memory.total_bytes,
@@ -185,7 +192,7 @@ pub struct Fit {
     pub system_bytes: u64,
     pub tokens_per_second: f64,
     /// The tightest pool after placing: (name, used incl. committed, capacity).
-    pub tightest_pool: (String, u64, u64),
+    pub tightest_pool: (Arc<str>, u64, u64),
 }
 
 impl Fit {
@@ -203,7 +210,7 @@ impl Fit {
 /// Why nothing fit: the nearest miss over all targets.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Miss {
-    pub pool: String,
+    pub pool: Arc<str>,
     pub backend: Backend,
     pub required: u64,
     /// Budget after headroom and memory taken by other roles.
@@ -323,7 +330,7 @@ fn fit_unified(
     let avail = budget(cap, req.headroom, committed.system);
     if est.total_bytes > avail {
         return Err(Miss {
-            pool: pool_name(t),
+            pool: Arc::clone(&t.pool),
             backend: t.backend,
             required: est.total_bytes,
             available: avail,
@@ -337,12 +344,18 @@ fn fit_unified(
         estimate: est,
         gpu_bytes: Vec::new(),
         system_bytes: est.total_bytes,
-        tightest_pool: (pool_name(t), committed.system + est.total_bytes, cap),
+        tightest_pool: (Arc::clone(&t.pool), committed.system + est.total_bytes, cap),
     })
 }
 
 fn t_layers(req: &FitRequest<'_>) -> u32 {
     req.shape.layers
+}
+
+/// Names the target's pool once, when the target is built.
+fn with_pool(mut t: Target) -> Target {
+    t.pool = Arc::from(pool_name(&t));
+    t
 }
 
 fn pool_name(t: &Target) -> String {
@@ -426,8 +439,8 @@ fn fit_discrete(
                 (a.0 as f64 / a.1.max(1) as f64).total_cmp(&(b.0 as f64 / b.1.max(1) as f64))
             })
             .map_or_else(
-                || (pool_name(t), full_need, total_budget),
-                |(u, c)| (gpu_pool_name(t, &gpus), u, c),
+                || (Arc::clone(&t.pool), full_need, total_budget),
+                |(u, c)| (Arc::from(gpu_pool_name(t, &gpus)), u, c),
             );
         let extra = (n as u64 - 1) * (compute + overhead);
         return Ok(Fit {
@@ -462,7 +475,7 @@ fn fit_discrete(
     let room = total_budget.saturating_sub(fixed_gpu);
     let k = (room / per_layer.max(1)).min(u64::from(shape.layers)) as u32;
     let miss = Miss {
-        pool: pool_name(t),
+        pool: Arc::clone(&t.pool),
         backend: t.backend,
         required: full_need,
         available: total_budget,
@@ -536,12 +549,12 @@ fn spread(need: u64, gpus: &[usize], budgets: &[u64]) -> Vec<(usize, u64)> {
         .collect()
 }
 
-fn tightest(used: &[(usize, u64)], t: &Target) -> Option<(String, u64, u64)> {
+fn tightest(used: &[(usize, u64)], t: &Target) -> Option<(Arc<str>, u64, u64)> {
     used.iter()
         .zip(&t.gpu_capacity)
         .map(|((_, u), c)| (*u, *c))
         .max_by(|a, b| {
             (a.0 as f64 / a.1.max(1) as f64).total_cmp(&(b.0 as f64 / b.1.max(1) as f64))
         })
-        .map(|(u, c)| (pool_name(t), u, c))
+        .map(|(u, c)| (Arc::clone(&t.pool), u, c))
 }

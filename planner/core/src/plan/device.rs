@@ -14,6 +14,7 @@ use super::model::{
 use crate::catalog::Catalog;
 use crate::estimate::Backend;
 use crate::estimate::placement::{Committed, DeviceResources, Fit, FitRequest, Miss, fit};
+use crate::policy::PlacedMiss;
 use crate::policy::{
     Applied, DevicePolicy, Effect, EffectiveSettings, Mode, Objective, PlacedFacts, PolicySet,
     Role, Setting, Violation, covers_role,
@@ -38,28 +39,17 @@ struct StaticVerdict {
 
 /// Why a better-ranked candidate was passed over on this device, as numbers.
 #[derive(Clone, Debug)]
-enum MissKind {
-    Memory {
-        miss: Miss,
-        ctx: u32,
-        headroom: f64,
-    },
-    Speed {
-        violation: Violation,
-        tps: f64,
-        backend: Backend,
-        ctx: u32,
-    },
+enum MissKind<'p> {
+    Memory { miss: Miss, ctx: u32, headroom: f64 },
+    Speed { miss: PlacedMiss<'p>, ctx: u32 },
 }
 
-impl MissKind {
+impl MissKind<'_> {
     /// Required over available: 1.05 means 5 % short.
     fn closeness(&self) -> f64 {
         match self {
             MissKind::Memory { miss, .. } => miss.overshoot(),
-            MissKind::Speed { violation, tps, .. } => {
-                min_tps(&violation.message).map_or(0.0, |min| min / tps.max(1e-9))
-            }
+            MissKind::Speed { miss, .. } => miss.closeness(),
         }
     }
 }
@@ -71,6 +61,8 @@ pub(super) struct DevicePlanner<'a> {
     today: Option<&'a str>,
     /// Per matched rule set: the verdict for each role.
     cache: HashMap<Vec<Applied>, [Option<Arc<StaticVerdict>>; 3]>,
+    /// Per matched rule set: the settings report.
+    settings: HashMap<Vec<Applied>, Arc<SettingsReport>>,
 }
 
 impl<'a> DevicePlanner<'a> {
@@ -86,6 +78,7 @@ impl<'a> DevicePlanner<'a> {
             table,
             today,
             cache: HashMap::new(),
+            settings: HashMap::new(),
         }
     }
 
@@ -125,10 +118,19 @@ impl<'a> DevicePlanner<'a> {
             status,
             assignments,
             blocked,
-            settings: settings_report(&dp.settings),
+            settings: self.settings_for(&dp),
             rejections,
         };
         (plan, dp.warnings)
+    }
+
+    fn settings_for(&mut self, dp: &DevicePolicy) -> Arc<SettingsReport> {
+        if let Some(s) = self.settings.get(dp.applied.as_slice()) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(settings_report(&dp.settings));
+        self.settings.insert(dp.applied.clone(), Arc::clone(&s));
+        s
     }
 
     fn verdict(&mut self, dp: &DevicePolicy, role: Role) -> Arc<StaticVerdict> {
@@ -277,7 +279,7 @@ impl<'a> DevicePlanner<'a> {
     #[allow(clippy::type_complexity)]
     fn plan_role(
         &self,
-        dp: &DevicePolicy,
+        dp: &'a DevicePolicy,
         role: Role,
         verdict: &StaticVerdict,
         resources: &DeviceResources,
@@ -290,9 +292,9 @@ impl<'a> DevicePlanner<'a> {
         let kv_type = dp.settings.kv_type.value;
         let allow_partial_offload = !self.policies.full_gpu_offload(dp, role);
         // The nearest miss per model, as numbers: (closeness, candidate, why).
-        let mut nearest: Vec<Option<(f64, usize, MissKind)>> =
+        let mut nearest: Vec<Option<(f64, usize, MissKind<'a>)>> =
             vec![None; self.catalog.models.len()];
-        let mut note = |ci: usize, kind: MissKind| {
+        let mut note = |ci: usize, kind: MissKind<'a>| {
             let mi = self.table.candidates[ci].model;
             let c = kind.closeness();
             if nearest[mi].as_ref().is_none_or(|(prev, _, _)| c < *prev) {
@@ -386,21 +388,17 @@ impl<'a> DevicePlanner<'a> {
                 backend: f.backend,
                 context_tokens: ctx,
             };
-            let (enforced, audited): (Vec<_>, Vec<_>) = self
-                .policies
-                .check_placed(dp, role, &facts)
-                .into_iter()
-                .partition(|v| !v.audit);
-            if let Some(violation) = enforced.into_iter().next() {
-                note(
-                    ci,
-                    MissKind::Speed {
-                        violation,
-                        tps: f.tokens_per_second,
-                        backend: f.backend,
-                        ctx,
-                    },
-                );
+            let mut enforced = None;
+            let mut audited = Vec::new();
+            for m in self.policies.placed_misses(dp, role, facts) {
+                if m.audit {
+                    audited.push(m.to_violation());
+                } else if enforced.is_none() {
+                    enforced = Some(m);
+                }
+            }
+            if let Some(miss) = enforced {
+                note(ci, MissKind::Speed { miss, ctx });
                 continue;
             }
             let mut audit = verdict.audit.get(&ci).cloned().unwrap_or_default();
@@ -430,7 +428,7 @@ impl<'a> DevicePlanner<'a> {
     fn format_misses(
         &self,
         role: Role,
-        nearest: Vec<Option<(f64, usize, MissKind)>>,
+        nearest: Vec<Option<(f64, usize, MissKind<'_>)>>,
     ) -> Vec<Rejection> {
         let mut out: Vec<Rejection> = nearest
             .into_iter()
@@ -462,19 +460,18 @@ impl<'a> DevicePlanner<'a> {
                         kind: "memory".into(),
                         closeness,
                     },
-                    MissKind::Speed {
-                        violation,
-                        backend,
-                        ctx,
-                        ..
-                    } => Rejection {
+                    MissKind::Speed { miss, ctx } => Rejection {
                         role,
                         model: model.id.clone(),
-                        message: format!("{} ({quant} on {backend}, ctx {ctx})", violation.message),
+                        message: format!(
+                            "{} ({quant} on {}, ctx {ctx})",
+                            miss.message(),
+                            miss.placed.backend
+                        ),
                         quant,
-                        rule: violation.rule,
-                        constraint: violation.constraint,
-                        source: violation.source,
+                        rule: miss.rule.to_owned(),
+                        constraint: miss.constraint().to_owned(),
+                        source: miss.source.to_string(),
                         kind: "speed".into(),
                         closeness,
                     },
@@ -557,7 +554,7 @@ impl<'a> DevicePlanner<'a> {
                 compute_bytes: f.estimate.compute_bytes,
                 overhead_bytes: f.estimate.overhead_bytes,
                 tokens_per_second: (f.tokens_per_second * 10.0).round() / 10.0,
-                pool,
+                pool: pool.to_string(),
                 pool_used_bytes: used,
                 pool_capacity_bytes: cap,
             },
@@ -603,13 +600,6 @@ fn backend_of(name: &str) -> Backend {
         "npu" => Backend::Npu,
         _ => Backend::Cpu,
     }
-}
-
-fn min_tps(message: &str) -> Option<f64> {
-    message
-        .rsplit("< ")
-        .next()
-        .and_then(|s| s.trim().parse().ok())
 }
 
 fn provenance<T>(s: &Setting<T>, name: &str, value: &str) -> Option<String> {

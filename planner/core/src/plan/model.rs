@@ -65,8 +65,8 @@ pub struct DevicePlan {
     /// Roles with no compliant model, each with its nearest miss.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<BlockedRole>,
-    /// Settings in force and where they came from.
-    pub settings: SettingsReport,
+    /// Settings in force and where they came from (shared by devices matched alike).
+    pub settings: Arc<SettingsReport>,
     /// Candidates not chosen, nearest miss first (per role).
     pub rejections: Rejections,
 }

@@ -113,16 +113,25 @@ impl Condition {
         }
     }
 
-    /// Evaluates against a device view. `Err` carries a one-line reason.
-    pub fn eval(&self, device: &Value) -> Result<bool, String> {
-        let mut ctx = Context::default();
-        ctx.add_variable_from_value("device", device.clone());
-        match self.program.execute(&ctx) {
+    /// Evaluates in a device context (see [`device_context`]). `Err` carries a one-line reason.
+    pub fn eval(&self, ctx: &Context<'_, '_>) -> Result<bool, String> {
+        match self.program.execute(ctx) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("condition evaluated to {other:?}, not a bool")),
             Err(e) => Err(format!("{e}")),
         }
     }
+}
+
+/// A CEL context holding `device`, built once per device and shared by all its conditions.
+/// The standard environment is built once per process: building it per evaluation
+/// (`Context::default()`) costs more than planning the device.
+pub fn device_context(p: &DeviceProfile) -> Context<'static, 'static> {
+    static STDLIB: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
+    let env = STDLIB.get_or_init(|| Arc::new(cel::Env::stdlib()));
+    let mut ctx = Context::with_env(Arc::clone(env));
+    ctx.add_variable_from_value("device", device_view(p));
+    ctx
 }
 
 fn path_is_known(path: &str) -> bool {

@@ -127,6 +127,72 @@ pub struct Violation {
     pub audit: bool,
 }
 
+/// Which placement guardrail missed.
+#[derive(Clone, Copy, Debug)]
+pub enum PlacedCheck<'a> {
+    /// `require.min_tokens_per_second`.
+    Speed { min: f64 },
+    /// `require.backends`.
+    Backend { allowed: &'a [Backend] },
+}
+
+/// A placement guardrail miss, kept as numbers until it is reported.
+#[derive(Clone, Copy, Debug)]
+pub struct PlacedMiss<'a> {
+    pub rule: &'a str,
+    pub source: &'a Source,
+    pub check: PlacedCheck<'a>,
+    pub audit: bool,
+    pub placed: PlacedFacts,
+}
+
+impl PlacedMiss<'_> {
+    /// `require.min_tokens_per_second` or `require.backends`.
+    pub fn constraint(&self) -> &'static str {
+        match self.check {
+            PlacedCheck::Speed { .. } => "require.min_tokens_per_second",
+            PlacedCheck::Backend { .. } => "require.backends",
+        }
+    }
+
+    /// How far off: required / achieved for speed (1.2 = 20 % too slow); 0 for a backend.
+    pub fn closeness(&self) -> f64 {
+        match self.check {
+            PlacedCheck::Speed { min } => min / self.placed.tokens_per_second.max(1e-9),
+            PlacedCheck::Backend { .. } => 0.0,
+        }
+    }
+
+    /// One line.
+    pub fn message(&self) -> String {
+        match self.check {
+            PlacedCheck::Speed { min } => {
+                format!("~{:.2} tok/s < {min}", self.placed.tokens_per_second)
+            }
+            PlacedCheck::Backend { allowed } => format!(
+                "backend `{}` is not in [{}]",
+                self.placed.backend,
+                allowed
+                    .iter()
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// As a reported violation.
+    pub fn to_violation(&self) -> Violation {
+        Violation {
+            rule: self.rule.to_owned(),
+            source: self.source.to_string(),
+            constraint: self.constraint().to_owned(),
+            message: self.message(),
+            audit: self.audit,
+        }
+    }
+}
+
 /// Facts about a candidate once placed (for guardrails that need the fit).
 #[derive(Clone, Copy, Debug)]
 pub struct PlacedFacts {
@@ -140,7 +206,8 @@ impl PolicySet {
     /// expired rules stop applying; the core never reads the clock.
     pub fn for_device(&self, device: &DeviceProfile, today: Option<&str>) -> DevicePolicy {
         // The CEL view of the device is built only if a rule with `when` gets that far.
-        let view: std::cell::OnceCell<::cel::Value> = std::cell::OnceCell::new();
+        let view: std::cell::OnceCell<::cel::Context<'static, 'static>> =
+            std::cell::OnceCell::new();
         let mut settings = EffectiveSettings {
             roles: Setting::builtin(vec![Role::Chat]),
             objective: Setting::builtin(Objective::BestQuality),
@@ -170,7 +237,7 @@ impl PolicySet {
                 continue;
             }
             if let Some(cond) = &r.when {
-                let view = view.get_or_init(|| cel::device_view(device));
+                let view = view.get_or_init(|| cel::device_context(device));
                 match cond.eval(view) {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -385,6 +452,41 @@ impl PolicySet {
         out
     }
 
+    /// Guardrail misses that need the placement (speed, backend), without formatting anything:
+    /// the planner checks many placements per device and renders only the few it reports.
+    pub fn placed_misses<'a>(
+        &'a self,
+        dp: &'a DevicePolicy,
+        role: Role,
+        placed: PlacedFacts,
+    ) -> impl Iterator<Item = PlacedMiss<'a>> + 'a {
+        self.requires(dp, role)
+            .flat_map(move |(req, rule, source, audit)| {
+                let speed = req
+                    .min_tokens_per_second
+                    .filter(|min| placed.tokens_per_second < *min)
+                    .map(|min| PlacedMiss {
+                        rule,
+                        source,
+                        check: PlacedCheck::Speed { min },
+                        audit,
+                        placed,
+                    });
+                let backend = req
+                    .backends
+                    .as_deref()
+                    .filter(|b| !b.contains(&placed.backend))
+                    .map(|allowed| PlacedMiss {
+                        rule,
+                        source,
+                        check: PlacedCheck::Backend { allowed },
+                        audit,
+                        placed,
+                    });
+                speed.into_iter().chain(backend)
+            })
+    }
+
     /// Guardrail violations that need the placement (speed, backend).
     pub fn check_placed(
         &self,
@@ -392,36 +494,9 @@ impl PolicySet {
         role: Role,
         placed: &PlacedFacts,
     ) -> Vec<Violation> {
-        let mut out = Vec::new();
-        for (req, rule, source, audit) in self.requires(dp, role) {
-            if let Some(min) = req.min_tokens_per_second
-                && placed.tokens_per_second < min
-            {
-                out.push(Violation {
-                    rule: rule.to_owned(),
-                    source: source.to_string(),
-                    constraint: "require.min_tokens_per_second".into(),
-                    message: format!("~{:.2} tok/s < {min}", placed.tokens_per_second),
-                    audit,
-                });
-            }
-            if let Some(b) = &req.backends
-                && !b.contains(&placed.backend)
-            {
-                out.push(Violation {
-                    rule: rule.to_owned(),
-                    source: source.to_string(),
-                    constraint: "require.backends".into(),
-                    message: format!(
-                        "backend `{}` is not in [{}]",
-                        placed.backend,
-                        b.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                    audit,
-                });
-            }
-        }
-        out
+        self.placed_misses(dp, role, *placed)
+            .map(|m| m.to_violation())
+            .collect()
     }
 
     /// The rules that applied (ids and sources), for `because`.
@@ -468,10 +543,7 @@ pub fn matches_device(m: Option<&Match>, d: &DeviceProfile) -> bool {
     }
     let Some(h) = &m.hardware else { return true };
     let gib = d.memory.total_bytes as f64 / (1u64 << 30) as f64;
-    let ci = |hay: &str, needle: &str| {
-        hay.to_ascii_lowercase()
-            .contains(&needle.to_ascii_lowercase())
-    };
+    let ci = contains_ignore_case;
     (h.gpu_vendors.is_empty() || d.gpus.iter().any(|g| h.gpu_vendors.contains(&g.vendor)))
         && (h.gpu_names.is_empty()
             || d.gpus
@@ -490,6 +562,12 @@ pub fn matches_device(m: Option<&Match>, d: &DeviceProfile) -> bool {
             || d.class
                 .as_deref()
                 .is_some_and(|c| h.classes.iter().any(|x| c.starts_with(x.as_str()))))
+}
+
+/// ASCII case-insensitive substring test, without allocating.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The settings part of a rule or defaults block.
