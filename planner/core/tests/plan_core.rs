@@ -190,3 +190,29 @@ fn print_sample_plan() {
     let p = run(&[spark, ws, vm, phone], defaults::POLICIES);
     println!("{}", fleetfit_core::render::plan_text(&p, true));
 }
+
+#[test]
+fn a_when_condition_that_errors_is_a_non_match_with_a_warning() {
+    let policy = "apiVersion: fleetfit/v1\nkind: FleetPolicy\nmetadata: {name: t}\nrules:\n  - id: team-rule\n    when: device.labels.team == \"ml\" && device.memory.total_gib > 1\n    roles: [chat, embedding]\n";
+    let d = profile("no-team-label", 16 * GIB, 12 * GIB, "", "laptop");
+    let mut with_team = profile("ml-box", 16 * GIB, 12 * GIB, "", "laptop");
+    with_team.labels.insert("team".into(), "ml".into());
+    let p = run(&[d, with_team], &[("<test>/p.yaml", policy)]);
+    assert_eq!(
+        p.devices[0].assignments.len(),
+        1,
+        "rule must not apply without the label"
+    );
+    assert_eq!(
+        p.devices[1].assignments.len(),
+        2,
+        "rule applies with the label"
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("team-rule") && w.contains("no-team-label")),
+        "{:?}",
+        p.warnings
+    );
+}

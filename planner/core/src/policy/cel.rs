@@ -5,7 +5,7 @@ use crate::profile::DeviceProfile;
 use cel::common::ast::Expr;
 use cel::objects::{Key, Map};
 use cel::{Context, Program, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Fields a `when:` may read under `device.`; `labels.*` is open.
@@ -38,6 +38,8 @@ pub const DEVICE_FIELDS: &[&str] = &[
 pub struct Condition {
     program: Program,
     pub source: String,
+    /// Top-level `device` fields the condition reads (`None`: the whole device).
+    pub fields: Option<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -73,8 +75,18 @@ impl Condition {
         let mut paths = Vec::new();
         let mut bound = Vec::new();
         collect_device_paths(&program.expression().expr, &mut paths, &mut bound);
+        let fields = if paths.iter().any(|(p, _)| p.is_empty()) {
+            None
+        } else {
+            Some(
+                paths
+                    .iter()
+                    .map(|(p, _)| p.split('.').next().unwrap_or_default().to_owned())
+                    .collect(),
+            )
+        };
         for (path, id) in paths {
-            if !path_is_known(&path) {
+            if !path.is_empty() && !path_is_known(&path) {
                 let offset = program
                     .source_info()
                     .offset_for(id)
@@ -107,6 +119,7 @@ impl Condition {
             Ok(Condition {
                 program,
                 source: source.to_owned(),
+                fields,
             })
         } else {
             Err(errors)
@@ -126,11 +139,14 @@ impl Condition {
 /// A CEL context holding `device`, built once per device and shared by all its conditions.
 /// The standard environment is built once per process: building it per evaluation
 /// (`Context::default()`) costs more than planning the device.
-pub fn device_context(p: &DeviceProfile) -> Context<'static, 'static> {
+pub fn device_context(
+    p: &DeviceProfile,
+    fields: Option<&BTreeSet<String>>,
+) -> Context<'static, 'static> {
     static STDLIB: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
     let env = STDLIB.get_or_init(|| Arc::new(cel::Env::stdlib()));
     let mut ctx = Context::with_env(Arc::clone(env));
-    ctx.add_variable_from_value("device", device_view(p));
+    ctx.add_variable_from_value("device", device_view(p, fields));
     ctx
 }
 
@@ -198,6 +214,8 @@ fn collect_device_paths(expr: &Expr, out: &mut Vec<(String, u64)>, bound: &mut V
                 collect_device_paths(&e.expr, out, bound);
             }
         }
+        // `device` itself, not one of its fields: the condition needs all of it.
+        Expr::Ident(name) if name == "device" => out.push((String::new(), 0)),
         Expr::Comprehension(c) => {
             bound.push(c.iter_var.clone());
             bound.extend(c.iter_var2.clone());
@@ -228,80 +246,81 @@ fn list(items: Vec<Value>) -> Value {
     Value::List(Arc::new(items))
 }
 
-/// The `device` value conditions see.
-pub fn device_view(p: &DeviceProfile) -> Value {
+/// The `device` value conditions see; with `fields`, only those top-level fields (converting
+/// the whole profile into CEL values for every device would dominate fleet planning).
+pub fn device_view(p: &DeviceProfile, fields: Option<&BTreeSet<String>>) -> Value {
     const GIB: f64 = (1u64 << 30) as f64;
-    let labels: HashMap<Key, Value> = p
-        .labels
-        .iter()
-        .map(|(k, v)| (Key::String(Arc::new(k.clone())), s(v)))
-        .collect();
-    let gpu_mem = p
-        .gpus
-        .iter()
-        .filter_map(|g| g.memory_total_bytes)
-        .max()
-        .unwrap_or(0) as f64
-        / GIB;
-    map(vec![
-        ("id", s(&p.id)),
-        ("hostname", s(&p.hostname)),
-        (
-            "labels",
-            Value::Map(Map {
-                map: Arc::new(labels),
-            }),
-        ),
-        ("class", s(p.class.as_deref().unwrap_or(""))),
-        (
-            "os",
-            map(vec![("kind", s(&p.os.kind)), ("version", s(&p.os.version))]),
-        ),
-        (
-            "cpu",
-            map(vec![
-                ("arch", s(&p.cpu.arch)),
-                ("model", s(&p.cpu.model)),
-                ("cores", Value::Int(i64::from(p.cpu.cores))),
-                ("threads", Value::Int(i64::from(p.cpu.threads))),
-                (
-                    "features",
-                    list(p.cpu.features.iter().map(|f| s(f)).collect()),
-                ),
-            ]),
-        ),
-        (
-            "memory",
-            map(vec![
-                ("total_gib", Value::Float(p.memory.total_bytes as f64 / GIB)),
-                (
-                    "available_gib",
-                    Value::Float(p.memory.available_bytes as f64 / GIB),
-                ),
-                ("total_bytes", Value::UInt(p.memory.total_bytes)),
-                ("available_bytes", Value::UInt(p.memory.available_bytes)),
-            ]),
-        ),
-        ("gpu_count", Value::Int(p.gpus.len() as i64)),
-        (
-            "gpu_vendors",
-            list(p.gpus.iter().map(|g| s(g.vendor.as_str())).collect()),
-        ),
-        (
-            "gpu_names",
-            list(p.gpus.iter().map(|g| s(&g.name)).collect()),
-        ),
-        ("gpu_memory_gib", Value::Float(gpu_mem)),
-        (
-            "unified_memory",
-            Value::Bool(p.gpus.iter().any(|g| g.unified)),
-        ),
-        ("has_npu", Value::Bool(!p.npus.is_empty())),
-        (
-            "npu_vendors",
-            list(p.npus.iter().map(|n| s(n.vendor.as_str())).collect()),
-        ),
-    ])
+    let want = |k: &str| fields.is_none_or(|f| f.contains(k));
+    let mut entries: Vec<(&str, Value)> = Vec::new();
+    let mut add = |k: &'static str, v: &dyn Fn() -> Value| {
+        if want(k) {
+            entries.push((k, v()));
+        }
+    };
+    add("id", &|| s(&p.id));
+    add("hostname", &|| s(&p.hostname));
+    add("labels", &|| {
+        let labels: HashMap<Key, Value> = p
+            .labels
+            .iter()
+            .map(|(k, v)| (Key::String(Arc::new(k.clone())), s(v)))
+            .collect();
+        Value::Map(Map {
+            map: Arc::new(labels),
+        })
+    });
+    add("class", &|| s(p.class.as_deref().unwrap_or("")));
+    add("os", &|| {
+        map(vec![("kind", s(&p.os.kind)), ("version", s(&p.os.version))])
+    });
+    add("cpu", &|| {
+        map(vec![
+            ("arch", s(&p.cpu.arch)),
+            ("model", s(&p.cpu.model)),
+            ("cores", Value::Int(i64::from(p.cpu.cores))),
+            ("threads", Value::Int(i64::from(p.cpu.threads))),
+            (
+                "features",
+                list(p.cpu.features.iter().map(|f| s(f)).collect()),
+            ),
+        ])
+    });
+    add("memory", &|| {
+        map(vec![
+            ("total_gib", Value::Float(p.memory.total_bytes as f64 / GIB)),
+            (
+                "available_gib",
+                Value::Float(p.memory.available_bytes as f64 / GIB),
+            ),
+            ("total_bytes", Value::UInt(p.memory.total_bytes)),
+            ("available_bytes", Value::UInt(p.memory.available_bytes)),
+        ])
+    });
+    add("gpu_count", &|| Value::Int(p.gpus.len() as i64));
+    add("gpu_vendors", &|| {
+        list(p.gpus.iter().map(|g| s(g.vendor.as_str())).collect())
+    });
+    add("gpu_names", &|| {
+        list(p.gpus.iter().map(|g| s(&g.name)).collect())
+    });
+    add("gpu_memory_gib", &|| {
+        Value::Float(
+            p.gpus
+                .iter()
+                .filter_map(|g| g.memory_total_bytes)
+                .max()
+                .unwrap_or(0) as f64
+                / GIB,
+        )
+    });
+    add("unified_memory", &|| {
+        Value::Bool(p.gpus.iter().any(|g| g.unified))
+    });
+    add("has_npu", &|| Value::Bool(!p.npus.is_empty()));
+    add("npu_vendors", &|| {
+        list(p.npus.iter().map(|n| s(n.vendor.as_str())).collect())
+    });
+    map(entries)
 }
 
 #[cfg(test)]

@@ -210,6 +210,14 @@ pub fn parse_policies(
     if diags.has_errors() {
         return Err(diags.sorted());
     }
+    let mut fields = Some(std::collections::BTreeSet::new());
+    for cond in set.rules.iter().filter_map(|r| r.when.as_ref()) {
+        match (&mut fields, &cond.fields) {
+            (Some(all), Some(f)) => all.extend(f.iter().cloned()),
+            _ => fields = None,
+        }
+    }
+    set.cel_fields = fields;
     Ok((set, diags.sorted()))
 }
 

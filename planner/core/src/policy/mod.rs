@@ -51,6 +51,8 @@ pub struct CompiledDefaults {
 pub struct PolicySet {
     pub defaults: Vec<CompiledDefaults>,
     pub rules: Vec<CompiledRule>,
+    /// Top-level `device` fields any `when:` reads (`None`: all of them).
+    pub cel_fields: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A setting's value and the rule that set it (`None`: fleetfit's built-in default).
@@ -237,7 +239,8 @@ impl PolicySet {
                 continue;
             }
             if let Some(cond) = &r.when {
-                let view = view.get_or_init(|| cel::device_context(device));
+                let view =
+                    view.get_or_init(|| cel::device_context(device, self.cel_fields.as_ref()));
                 match cond.eval(view) {
                     Ok(true) => {}
                     Ok(false) => continue,
