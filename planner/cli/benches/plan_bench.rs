@@ -178,10 +178,10 @@ fn bench_fleets(results: &mut Vec<String>) {
     let candidates: usize = catalog.models.iter().map(|m| m.artifacts.len()).sum();
     let mut base_rate = 0.0;
     // FLEETFIT_BENCH_SIZES=2000 (comma-separated) to profile one size.
-    let sizes: Vec<usize> = std::env::var("FLEETFIT_BENCH_SIZES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let sizes: Vec<usize> = std::env::var("FLEETFIT_BENCH_SIZES").ok().map_or_else(
+        || vec![1_000, 10_000, 100_000],
+        |v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+    );
     for n in sizes {
         let fleet = synthetic_fleet(n, &classes);
         let options = PlanOptions {

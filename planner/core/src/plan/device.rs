@@ -336,7 +336,6 @@ impl<'a> DevicePlanner<'a> {
                             ),
                         },
                     ];
-                    drop(note);
                     return (Ok(a), self.format_misses(role, nearest));
                 }
             }
@@ -406,7 +405,6 @@ impl<'a> DevicePlanner<'a> {
             chosen = Some((ci, f, ctx, audit));
             break;
         }
-        drop(note);
         let misses = self.format_misses(role, nearest);
         let Some((ci, f, ctx, audit)) = chosen else {
             let reason = match misses.first().or_else(|| verdict.policy_rejections.first()) {
