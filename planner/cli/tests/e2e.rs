@@ -616,3 +616,106 @@ fn estimate_of_the_real_smollm2_gguf_matches_llama_cpp() {
     }
     assert!(checked >= 6);
 }
+
+#[test]
+fn plans_a_fleet_served_over_http() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let profiles: Vec<serde_json::Value> = ["dgx-spark", "phone-s24-ultra"]
+        .iter()
+        .map(|id| {
+            serde_json::from_str(
+                &std::fs::read_to_string(root().join(SHOWCASE).join(format!("{id}.json")))
+                    .expect("read"),
+            )
+            .expect("json")
+        })
+        .collect();
+    let body = serde_json::json!({ "profiles": profiles }).to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).expect("read request") == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(reply.as_bytes()).expect("write");
+        head
+    });
+    let url = format!("http://{addr}/v1/fleet/profiles");
+    let o = fleetfit(&[
+        "plan", "--fleet", &url, "--format", "json", "--today", TODAY,
+    ]);
+    let request = server.join().expect("server");
+    assert!(
+        request.starts_with("GET /v1/fleet/profiles HTTP/1.1"),
+        "{request}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(plan["summary"]["devices"], 2);
+    assert_eq!(plan["devices"][0]["device"], "dgx-spark");
+}
+
+#[test]
+fn an_unreachable_fleet_url_is_an_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        &format!("http://{addr}/v1/fleet/profiles"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+}
+
+#[test]
+fn device_filter_plans_one_device_and_names_a_missing_one() {
+    let o = fleetfit(&[
+        "plan",
+        "--fleet",
+        SHOWCASE,
+        "--device",
+        "ws-rtx4090",
+        "--format",
+        "json",
+        "--today",
+        TODAY,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(plan["summary"]["devices"], 1);
+    let o = fleetfit(&["plan", "--fleet", SHOWCASE, "--device", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no device `nope`"), "{}", stderr(&o));
+}
+
+#[test]
+fn duplicate_device_ids_in_a_fleet_are_invalid_input() {
+    let text =
+        std::fs::read_to_string(root().join(SHOWCASE).join("vm-cpu-only.json")).expect("read");
+    let dir = temp_with(&[("a.json", &text), ("b.json", &text)]);
+    let o = fleetfit(&["plan", "--fleet", &dir.path().display().to_string()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("duplicate-id"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = fleetfit(&["plan", "--format", "xml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = fleetfit(&["estimate", "qwen3-8b", "--context", "4096"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--quant is required with a model id"
+    );
+}

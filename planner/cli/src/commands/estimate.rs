@@ -68,6 +68,10 @@ pub struct EstimateArgs {
     /// Backend whose runtime overhead to count.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
+    /// Safety margin to add on top of the estimate, in MiB (llama.cpp's `--fit` keeps 1024 MiB
+    /// free per device).
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub margin_mib: u64,
     /// GPU memory in GiB: also report how many layers fit (partial offload).
     #[arg(long, value_name = "GIB")]
     pub gpu_memory_gib: Option<f64>,
@@ -86,6 +90,12 @@ struct Output {
     overhead_bytes: u64,
     total_bytes: u64,
     context_tokens: u32,
+    /// The `--margin-mib` safety margin, included in `total_bytes`.
+    margin_bytes: u64,
+    /// For GPU backends: what lives in GPU memory, and what stays in host memory (the token
+    /// embedding table and the logits buffer); on the CPU everything is host memory.
+    gpu_bytes: u64,
+    host_bytes: u64,
     model: String,
     architecture: String,
     backend: String,
@@ -154,12 +164,29 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
         settings.flash_attn = fa == OnOff::On;
     }
     let est = estimate_memory(&shape, Bytes(weights), &settings, backend);
+    let margin = args.margin_mib.saturating_mul(1 << 20);
+    let (gpu_bytes, host_bytes) = if backend == Backend::Cpu {
+        (0, est.total_bytes)
+    } else {
+        let embd = shape.token_embd_bytes(weights);
+        let output = fleetfit_core::estimate::output_buffer_bytes(&shape).0;
+        // With tied embeddings the output layer is a GPU copy of the table.
+        let host = embd + output;
+        let gpu = est.total_bytes - host.min(est.total_bytes)
+            + if shape.tied_embeddings { embd } else { 0 };
+        (gpu, host)
+    };
     let gpu_layers = args.gpu_memory_gib.map(|gib| {
         let budget = Bytes::from_gib(gib).0;
-        let fixed = est.compute_bytes + est.overhead_bytes;
+        let fixed = est.compute_bytes + est.overhead_bytes + margin;
         let per_layer = shape.layer_bytes_avg(weights)
             + kv_cache_bytes(&shape, &settings).0 / u64::from(shape.layers.max(1));
-        if est.total_bytes <= budget {
+        let on_gpu = if gpu_bytes > 0 {
+            gpu_bytes
+        } else {
+            est.total_bytes
+        };
+        if on_gpu + margin <= budget {
             shape.layers
         } else {
             (budget.saturating_sub(fixed) / per_layer.max(1)).min(u64::from(shape.layers)) as u32
@@ -170,8 +197,11 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
         kv_cache_bytes: est.kv_cache_bytes,
         compute_bytes: est.compute_bytes,
         overhead_bytes: est.overhead_bytes,
-        total_bytes: est.total_bytes,
+        total_bytes: est.total_bytes + margin,
         context_tokens: est.context_tokens,
+        margin_bytes: margin,
+        gpu_bytes,
+        host_bytes,
         model: name,
         architecture: shape.architecture.clone(),
         backend: backend.as_str().into(),
@@ -199,7 +229,17 @@ pub fn run(args: &EstimateArgs) -> Result<ExitCode, Failure> {
             println!("  KV cache  {:>12}", Bytes(out.kv_cache_bytes).to_string());
             println!("  compute   {:>12}", Bytes(out.compute_bytes).to_string());
             println!("  overhead  {:>12}", Bytes(out.overhead_bytes).to_string());
+            if out.margin_bytes > 0 {
+                println!("  margin    {:>12}", Bytes(out.margin_bytes).to_string());
+            }
             println!("  total     {:>12}", Bytes(out.total_bytes).to_string());
+            if out.gpu_bytes > 0 {
+                println!(
+                    "    GPU {} + host {}",
+                    Bytes(out.gpu_bytes),
+                    Bytes(out.host_bytes)
+                );
+            }
             if let (Some(k), Some(n)) = (out.gpu_layers, out.layers) {
                 println!("  GPU layers that fit: {k} of {n}");
             }
