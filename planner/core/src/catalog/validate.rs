@@ -375,7 +375,7 @@ mod tests {
         let bad = GOOD.replace("  layers: 30\n", "  layers: 30\n  layerz: 31\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         assert_eq!(d.0[0].code, "unknown-field");
-        assert_eq!((d.0[0].line, d.0[0].column), (15, 3), "{d}");
+        assert_eq!((d.0[0].line, d.0[0].column), (14, 3), "{d}");
     }
 
     #[test]
@@ -387,7 +387,7 @@ mod tests {
         let codes: Vec<_> = d.iter().map(|x| (x.line, x.code.as_str())).collect();
         assert_eq!(
             codes,
-            vec![(18, "impossible-number"), (23, "impossible-number")],
+            vec![(17, "impossible-number"), (22, "impossible-number")],
             "{d}"
         );
     }
