@@ -21,6 +21,7 @@ use crate::policy::{
 };
 use crate::profile::DeviceProfile;
 use crate::units::Bytes;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -263,11 +264,11 @@ impl<'a> DevicePlanner<'a> {
                     role,
                     model: self.catalog.models[mi].id.clone(),
                     quant: if all { "*".into() } else { quants.join(",") },
-                    rule: v.rule,
-                    constraint: v.constraint,
+                    rule: Cow::Owned(v.rule),
+                    constraint: Cow::Owned(v.constraint),
                     message: v.message,
-                    source: v.source,
-                    kind: "policy".into(),
+                    source: Cow::Owned(v.source),
+                    kind: Cow::Borrowed("policy"),
                     closeness: 0.0,
                 }
             })
@@ -452,10 +453,10 @@ impl<'a> DevicePlanner<'a> {
                             headroom * 100.0
                         ),
                         quant,
-                        rule: "memory".into(),
-                        constraint: "fit".into(),
-                        source: "fleetfit".into(),
-                        kind: "memory".into(),
+                        rule: Cow::Borrowed("memory"),
+                        constraint: Cow::Borrowed("fit"),
+                        source: Cow::Borrowed("fleetfit"),
+                        kind: Cow::Borrowed("memory"),
                         closeness,
                     },
                     MissKind::Speed { miss, ctx } => Rejection {
@@ -467,10 +468,10 @@ impl<'a> DevicePlanner<'a> {
                             miss.placed.backend
                         ),
                         quant,
-                        rule: miss.rule.to_owned(),
-                        constraint: miss.constraint().to_owned(),
-                        source: miss.source.to_string(),
-                        kind: "speed".into(),
+                        rule: Cow::Owned(miss.rule.to_owned()),
+                        constraint: Cow::Borrowed(miss.constraint()),
+                        source: Cow::Owned(miss.source.to_string()),
+                        kind: Cow::Borrowed("speed"),
                         closeness,
                     },
                 }

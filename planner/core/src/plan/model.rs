@@ -2,6 +2,7 @@
 
 use crate::policy::Role;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The schema tag of a plan.
@@ -210,13 +211,13 @@ pub struct Rejection {
     pub model: String,
     /// The quantization, or `*` when every quantization of the model was rejected alike.
     pub quant: String,
-    pub rule: String,
-    pub constraint: String,
+    pub rule: Cow<'static, str>,
+    pub constraint: Cow<'static, str>,
     pub message: String,
     /// `path:line:col` of the rule, or `fleetfit` for built-in limits.
-    pub source: String,
+    pub source: Cow<'static, str>,
     /// `policy`, `memory` or `speed`.
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// Required / available for memory and speed misses (1.05 = 5 % short); 0 for policy.
     pub closeness: f64,
 }
