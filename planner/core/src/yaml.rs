@@ -73,6 +73,19 @@ fn classify(message: &str) -> &'static str {
     }
 }
 
+/// Whether `s` is a `YYYY-MM-DD` date (month 1–12, day 1–31).
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && matches!(s[5..7].parse::<u32>(), Ok(1..=12))
+        && matches!(s[8..10].parse::<u32>(), Ok(1..=31))
+}
+
 /// Where the `n`-th (0-based) occurrence of `key:` starts in `text`, for pointing semantic
 /// errors (found after deserialization) at the line that holds the offending value. Matches
 /// block (`key: v`, `- key: v`) and flow (`{key: v}`) styles. Falls back to line 1.

@@ -90,7 +90,7 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
             ),
         );
     }
-    if !valid_date(&m.released) {
+    if !crate::yaml::is_date(&m.released) {
         err(
             "released",
             0,
@@ -315,18 +315,6 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
         }
     }
     out
-}
-
-fn valid_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        && matches!(s[5..7].parse::<u32>(), Ok(1..=12))
-        && matches!(s[8..10].parse::<u32>(), Ok(1..=31))
 }
 
 /// ` (did you mean `X`?)` when a known name is within edit distance 2, else empty.

@@ -12,7 +12,6 @@ use super::model::{
     Rejection, Rejections, SettingsReport, Status,
 };
 use crate::catalog::Catalog;
-use crate::estimate::Backend;
 use crate::estimate::placement::{Committed, DeviceResources, Fit, FitRequest, Miss, fit};
 use crate::policy::PlacedMiss;
 use crate::policy::{
@@ -314,7 +313,7 @@ impl<'a> DevicePlanner<'a> {
             {
                 let facts = PlacedFacts {
                     tokens_per_second: prev.estimate.tokens_per_second,
-                    backend: backend_of(&prev.placement.backend),
+                    backend: prev.placement.backend,
                     context_tokens: prev.context_tokens,
                 };
                 if self
@@ -531,7 +530,7 @@ impl<'a> DevicePlanner<'a> {
             quant: artifact.quant.clone(),
             context_tokens: ctx,
             placement: PlacementReport {
-                backend: f.backend.as_str().to_owned(),
+                backend: f.backend,
                 gpu_layers: f.gpu_layers,
                 gpus: f.gpus.clone(),
                 gpu_bytes: f.gpu_bytes.iter().map(|(_, b)| *b).collect(),
@@ -587,17 +586,6 @@ fn objective_because(dp: &DevicePolicy, verdict: &StaticVerdict, role: Role) -> 
             verdict.ranked.len(),
             role.as_str()
         ),
-    }
-}
-
-fn backend_of(name: &str) -> Backend {
-    match name {
-        "cuda" => Backend::Cuda,
-        "rocm" => Backend::Rocm,
-        "metal" => Backend::Metal,
-        "vulkan" => Backend::Vulkan,
-        "npu" => Backend::Npu,
-        _ => Backend::Cpu,
     }
 }
 

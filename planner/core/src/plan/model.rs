@@ -157,7 +157,7 @@ pub struct Assignment {
 /// Backend and offload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlacementReport {
-    pub backend: String,
+    pub backend: crate::estimate::Backend,
     pub gpu_layers: u32,
     /// Indices into the profile's `gpus`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -107,7 +107,7 @@ pub fn parse_policies(
                 ids.insert(rule.id.clone(), source.clone());
             }
             if let Some(exp) = &rule.expires {
-                if !valid_date(exp) {
+                if !crate::yaml::is_date(exp) {
                     err(
                         "invalid-date",
                         format!("`expires: {exp}` is not a date: expected YYYY-MM-DD"),
@@ -249,13 +249,4 @@ fn check_headroom(path: &str, p: Pos, h: Option<f64>, diags: &mut Diagnostics) {
             format!("`headroom_pct: {h}` must be in 0..90"),
         ));
     }
-}
-
-fn valid_date(s: &str) -> bool {
-    s.len() == 10
-        && s.as_bytes()[4] == b'-'
-        && s.as_bytes()[7] == b'-'
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }

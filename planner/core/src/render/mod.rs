@@ -23,7 +23,7 @@ pub(crate) fn memory_cell(a: &Assignment) -> String {
 /// `cuda 36/36 layers`, `cpu`.
 pub(crate) fn placement_cell(a: &Assignment) -> String {
     match a.placement.backend.as_str() {
-        "cpu" | "npu" => a.placement.backend.clone(),
+        "cpu" | "npu" => a.placement.backend.as_str().to_owned(),
         b if a.placement.gpus.len() > 1 => format!("{b} ×{} GPUs", a.placement.gpus.len()),
         b => format!("{b} {} layers", a.placement.gpu_layers),
     }
