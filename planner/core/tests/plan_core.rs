@@ -66,7 +66,10 @@ fn a_24_gib_gpu_gets_a_bigger_model_than_an_8_gib_one() {
         p.devices[0].assignments[0].model,
         p.devices[1].assignments[0].model
     );
-    assert_eq!(p.devices[0].assignments[0].placement.backend, "cuda");
+    assert_eq!(
+        p.devices[0].assignments[0].placement.backend.as_str(),
+        "cuda"
+    );
     for a in &p.devices[0].assignments {
         assert!(
             a.estimate.pool_used_bytes <= a.estimate.pool_capacity_bytes * 90 / 100 + 1,
