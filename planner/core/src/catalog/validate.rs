@@ -130,6 +130,28 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
             );
         }
     }
+    // Upper bounds well past any real model: a typo (an extra zero, bytes for a count) is
+    // caught here rather than producing a plan for a model no device can hold.
+    let limits = [
+        ("params_total", a.params_total, 10_000_000_000_000_u64),
+        ("layers", u64::from(a.layers), 1024),
+        ("hidden_size", u64::from(a.hidden_size), 131_072),
+        ("ffn_size", u64::from(a.ffn_size), 1_048_576),
+        ("heads", u64::from(a.heads), 4096),
+        ("head_dim", u64::from(a.head_dim), 4096),
+        ("vocab_size", u64::from(a.vocab_size), 4_194_304),
+        ("context_max", u64::from(a.context_max), 16_777_216),
+    ];
+    for (key, v, max) in limits {
+        if v > max {
+            err(
+                key,
+                0,
+                "impossible-number",
+                format!("`{key}: {v}` is above {max}: no real model has that"),
+            );
+        }
+    }
     if a.kv_heads > 0 && !a.heads.is_multiple_of(a.kv_heads) {
         err(
             "kv_heads",
@@ -268,6 +290,17 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
                 i,
                 "unknown-value",
                 format!("unknown quantization `{}`{hint}", art.quant),
+            );
+        }
+        if art.size_bytes > 4_000_000_000_000 {
+            err(
+                "size_bytes",
+                i,
+                "impossible-number",
+                format!(
+                    "artifact `{}` claims {} bytes (> 4 TB)",
+                    art.file, art.size_bytes
+                ),
             );
         }
         if art.size_bytes == 0 {

@@ -15,32 +15,34 @@ use super::kv_cache::kv_cells;
 use super::{ModelShape, RuntimeSettings};
 use crate::units::Bytes;
 
-const F32: u64 = 4;
+const F32: f64 = 4.0;
 
-/// Compute buffer bytes for one context on one device.
+/// Compute buffer bytes for one context on one device. Computed in `f64` and converted with a
+/// saturating cast, so absurd shapes from a hostile GGUF header cannot overflow.
 pub fn compute_buffer_bytes(shape: &ModelShape, s: &RuntimeSettings) -> Bytes {
     let (n_kv, _) = kv_cells(shape, s);
-    let n_ub = u64::from(s.ubatch.min(s.batch).min(s.context_tokens.max(1)).max(1));
-    let hidden = u64::from(shape.hidden_size);
+    let n_kv = n_kv as f64;
+    let n_ub = f64::from(s.ubatch.min(s.batch).min(s.context_tokens.max(1)).max(1));
+    let hidden = f64::from(shape.hidden_size);
     let ffn = match shape.experts {
         // Routed experts: each token's activations through its active experts, plus the router.
         Some((total, active, expert_ffn)) => {
-            u64::from(expert_ffn) * u64::from(active) + u64::from(total)
+            f64::from(expert_ffn) * f64::from(active) + f64::from(total)
         }
-        None => u64::from(shape.ffn_size),
+        None => f64::from(shape.ffn_size),
     };
-    let activations = n_ub * (ffn + 2 * hidden) * F32;
+    let activations = n_ub * (ffn + 2.0 * hidden) * F32;
     let output = if shape.embedding {
         activations
     } else {
-        n_ub * u64::from(shape.vocab_size) * F32 + 2 * n_ub * hidden * F32
+        n_ub * f64::from(shape.vocab_size) * F32 + 2.0 * n_ub * hidden * F32
     };
     let attention = if s.flash_attn {
-        0
+        0.0
     } else {
-        n_kv * n_ub * u64::from(shape.heads) * F32 + n_kv * n_ub * F32 + activations
+        n_kv * n_ub * f64::from(shape.heads) * F32 + n_kv * n_ub * F32 + activations
     };
-    Bytes(output.max(attention))
+    Bytes((output.max(attention) as u64).min(super::SANE_MAX_BYTES))
 }
 
 #[cfg(test)]
@@ -67,5 +69,20 @@ mod tests {
         assert!((mib(compute_buffer_bytes(&llama8b(), &s)) - 2156.01).abs() < 5.0);
         s.context_tokens = 8192;
         assert!((mib(compute_buffer_bytes(&llama8b(), &s)) - 572.01).abs() < 5.0);
+    }
+
+    #[test]
+    fn absurd_shapes_saturate_instead_of_overflowing() {
+        let mut shape = llama8b();
+        shape.heads = u32::MAX;
+        shape.vocab_size = u32::MAX;
+        shape.hidden_size = u32::MAX;
+        let mut s = RuntimeSettings::llama_cpp_defaults(u32::MAX, Backend::Cpu);
+        s.flash_attn = false;
+        s.ubatch = u32::MAX;
+        s.batch = u32::MAX;
+        assert!(compute_buffer_bytes(&shape, &s).0 > 0);
+        shape.layers = u32::MAX;
+        assert!(crate::estimate::kv_cache_bytes(&shape, &s).0 > 0);
     }
 }

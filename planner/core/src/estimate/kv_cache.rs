@@ -95,7 +95,11 @@ pub fn kv_cache_bytes(shape: &ModelShape, s: &RuntimeSettings) -> Bytes {
     let (full, swa) = kv_cache_bytes_per_layer(shape, s);
     let swa_layers = shape.sliding_window.map_or(0, |(_, n)| n).min(shape.layers);
     let full_layers = shape.layers - swa_layers;
-    Bytes(full * u64::from(full_layers) + swa * u64::from(swa_layers))
+    Bytes(
+        full.saturating_mul(u64::from(full_layers))
+            .saturating_add(swa.saturating_mul(u64::from(swa_layers)))
+            .min(super::SANE_MAX_BYTES),
+    )
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ use crate::units::{Bytes, MIB};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Ceiling for every byte figure (1 EiB): shapes read from an untrusted GGUF header can be
+/// absurd, and sums of a few clamped figures then still cannot overflow a `u64`.
+pub const SANE_MAX_BYTES: u64 = 1 << 60;
+
 /// The runtime backend a placement uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,6 +114,7 @@ pub fn estimate_memory(
     settings: &RuntimeSettings,
     backend: Backend,
 ) -> MemoryEstimate {
+    let weights = Bytes(weights.0.min(SANE_MAX_BYTES));
     let kv = kv_cache_bytes(shape, settings);
     let compute = compute_buffer_bytes(shape, settings);
     let overhead = output_buffer_bytes(shape) + backend.runtime_overhead();

@@ -396,7 +396,7 @@ fn fit_discrete(
 ) -> Result<Fit, Miss> {
     let s = settings(req, t.backend);
     let shape = req.shape;
-    let weights = req.weights.0;
+    let weights = req.weights.0.min(super::SANE_MAX_BYTES);
     let embd = shape.token_embd_bytes(weights);
     // llama.cpp keeps the input embedding table in host memory; with tied embeddings the
     // output layer is a duplicate of it on the GPU.
