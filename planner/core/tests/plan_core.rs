@@ -172,29 +172,6 @@ fn planning_is_deterministic_across_thread_counts() {
 }
 
 #[test]
-#[ignore = "prints a plan for eyeballing"]
-fn print_sample_plan() {
-    let spark = profile(
-        "spark",
-        128 * GIB,
-        110 * GIB,
-        r#"{"vendor":"nvidia","name":"NVIDIA GB10","memory_total_bytes":null,"unified":true,"driver":"580","source":"test"}"#,
-        "dgx-spark",
-    );
-    let ws = profile(
-        "ws",
-        64 * GIB,
-        60 * GIB,
-        &nvidia("NVIDIA GeForce RTX 4090", 24 * GIB),
-        "workstation",
-    );
-    let vm = profile("vm", 23 * GIB, 21 * GIB, "", "vm");
-    let phone = profile("phone", 11 * GIB, 5 * GIB, "", "phone");
-    let p = run(&[spark, ws, vm, phone], defaults::POLICIES);
-    println!("{}", fleetfit_core::render::plan_text(&p, true));
-}
-
-#[test]
 fn a_when_condition_that_errors_is_a_non_match_with_a_warning() {
     let policy = "apiVersion: fleetfit/v1\nkind: FleetPolicy\nmetadata: {name: t}\nrules:\n  - id: team-rule\n    when: device.labels.team == \"ml\" && device.memory.total_gib > 1\n    roles: [chat, embedding]\n";
     let d = profile("no-team-label", 16 * GIB, 12 * GIB, "", "laptop");
