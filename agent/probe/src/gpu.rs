@@ -80,17 +80,10 @@ fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
             issues.push(issue::new(rel, "no `Model:` line"));
             continue;
         };
-        out.push(Gpu {
-            vendor: GpuVendor::Nvidia,
-            name,
-            memory_total_bytes: None,
-            memory_free_bytes: None,
-            unified: false,
-            bandwidth_gbps: None,
-            driver: driver.clone(),
-            source: "procfs".to_owned(),
-            compute_capability: None,
-        });
+        let mut gpu = Gpu::new(GpuVendor::Nvidia, name);
+        gpu.driver.clone_from(&driver);
+        gpu.source = "procfs".to_owned();
+        out.push(gpu);
     }
     if !out.is_empty() {
         issues.push(issue::new(
@@ -141,19 +134,14 @@ fn amd_sysfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
                 Some(format!("AMD GPU 0x{id:04x}"))
             })
             .unwrap_or_else(|| format!("AMD GPU ({card})"));
-        out.push(Gpu {
-            vendor: GpuVendor::Amd,
-            name,
-            memory_total_bytes: total,
-            memory_free_bytes: total.zip(used).map(|(t, u)| t.saturating_sub(u)),
-            unified: false,
-            bandwidth_gbps: None,
-            driver: root
-                .link_name(format!("{dev}/driver"))
-                .unwrap_or_else(|| "amdgpu".to_owned()),
-            source: "sysfs".to_owned(),
-            compute_capability: None,
-        });
+        let mut gpu = Gpu::new(GpuVendor::Amd, name);
+        gpu.memory_total_bytes = total;
+        gpu.memory_free_bytes = total.zip(used).map(|(t, u)| t.saturating_sub(u));
+        gpu.driver = root
+            .link_name(format!("{dev}/driver"))
+            .unwrap_or_else(|| "amdgpu".to_owned());
+        gpu.source = "sysfs".to_owned();
+        out.push(gpu);
     }
     out
 }

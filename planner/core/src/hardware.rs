@@ -116,17 +116,7 @@ mod tests {
     use super::*;
 
     fn gpu(name: &str) -> Gpu {
-        Gpu {
-            vendor: GpuVendor::Nvidia,
-            name: name.into(),
-            memory_total_bytes: None,
-            memory_free_bytes: None,
-            unified: false,
-            bandwidth_gbps: None,
-            driver: String::new(),
-            source: String::new(),
-            compute_capability: None,
-        }
+        Gpu::new(GpuVendor::Nvidia, name)
     }
 
     #[test]

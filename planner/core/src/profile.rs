@@ -128,6 +128,70 @@ pub struct Gpu {
     /// NVIDIA compute capability (`8.9`) or AMD gfx target (`gfx1151`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_capability: Option<String>,
+    /// Architecture name (`Ada`, `Hopper`, `Blackwell`, `RDNA3.5`, `Xe2`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// Highest CUDA version the driver supports (`12.6`), NVIDIA only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_version: Option<String>,
+    /// PCI address (`0000:01:00.0`), when the GPU is on PCI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_bus_id: Option<String>,
+    /// Current PCIe link (`Gen4 x16`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_link: Option<String>,
+    /// GPU cores / compute units / SMs, when known (Apple GPU cores, AMD CUs, NVIDIA SMs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+    /// For a MIG instance: its profile (`1g.10gb`) and the parent GPU's index in NVML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig: Option<MigInstance>,
+    /// Raw memory pools behind `memory_total_bytes` (AMD APUs: carve-out VRAM and GTT), so the
+    /// arithmetic can be checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_pools: Option<MemoryPools>,
+}
+
+impl Gpu {
+    /// A GPU with only vendor and name known; callers fill in what their source reports.
+    pub fn new(vendor: GpuVendor, name: impl Into<String>) -> Gpu {
+        Gpu {
+            vendor,
+            name: name.into(),
+            memory_total_bytes: None,
+            memory_free_bytes: None,
+            unified: false,
+            bandwidth_gbps: None,
+            driver: String::new(),
+            source: String::new(),
+            compute_capability: None,
+            architecture: None,
+            cuda_version: None,
+            pci_bus_id: None,
+            pcie_link: None,
+            cores: None,
+            mig: None,
+            memory_pools: None,
+        }
+    }
+}
+
+/// One MIG (Multi-Instance GPU) slice, planned as its own GPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigInstance {
+    pub profile: String,
+    pub parent_index: u32,
+}
+
+/// Raw pools of a unified-memory GPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPools {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtt_bytes: Option<u64>,
 }
 
 /// NPU vendor.
