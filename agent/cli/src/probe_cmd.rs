@@ -195,15 +195,11 @@ mod tests {
                 bandwidth_gbps: None,
             },
             gpus: vec![Gpu {
-                vendor: GpuVendor::Nvidia,
-                name: "NVIDIA GB10".to_owned(),
-                memory_total_bytes: None,
-                memory_free_bytes: None,
                 unified: true,
-                bandwidth_gbps: None,
                 driver: "580.126.09".to_owned(),
                 source: "nvml".to_owned(),
                 compute_capability: Some("12.1".to_owned()),
+                ..Gpu::new(GpuVendor::Nvidia, "NVIDIA GB10")
             }],
             npus: vec![Npu {
                 vendor: NpuVendor::Intel,
