@@ -1,39 +1,9 @@
-//! GPUs found from files alone: NVIDIA by `/proc/driver/nvidia/gpus/*/information` (name only;
-//! memory needs NVML, a later source), AMD by amdgpu's `mem_info_vram_*` in DRM sysfs.
-//! Intel, Apple, Qualcomm, Jetson and AMD APU carve-out + GTT belong to the full probe.
+//! Every GPU the vendor modules find, in one sorted list; and the DRM helpers they share.
 
-use crate::issue;
 use crate::sysroot::SysRoot;
-use fleetfit_core::profile::{Gpu, GpuVendor, ProbeIssue};
+use fleetfit_core::profile::{Gpu, ProbeIssue};
 
-const NVIDIA_GPUS: &str = "proc/driver/nvidia/gpus";
-const NVIDIA_VERSION: &str = "proc/driver/nvidia/version";
-const DRM: &str = "sys/class/drm";
-const PCI_VENDOR_AMD: u64 = 0x1002;
-
-/// The `Model:` of an NVIDIA `information` file (`Model: \t\t NVIDIA GeForce RTX 4090`).
-pub fn parse_nvidia_information(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        let value = value.trim();
-        (key.trim() == "Model" && !value.is_empty()).then(|| value.to_owned())
-    })
-}
-
-/// The driver version in `/proc/driver/nvidia/version`'s first line
-/// (`NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 …`): the first word
-/// made of digits and dots with at least one dot.
-pub fn parse_nvidia_driver_version(text: &str) -> Option<String> {
-    let first = text.lines().next()?;
-    let (_, rest) = first.split_once(':')?;
-    rest.split_whitespace()
-        .find(|w| {
-            w.contains('.')
-                && w.chars().all(|c| c.is_ascii_digit() || c == '.')
-                && w.starts_with(|c: char| c.is_ascii_digit())
-        })
-        .map(str::to_owned)
-}
+pub use crate::nvidia::procfs::{parse_nvidia_driver_version, parse_nvidia_information};
 
 /// Whether a `/sys/class/drm` entry is a card (`card1`), not a connector (`card1-DP-1`) or a
 /// render node (`renderD128`).
@@ -44,111 +14,16 @@ pub fn is_drm_card(name: &str) -> bool {
 
 /// Every GPU the file sources show, sorted by name (stable, so equal names keep bus order).
 pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
-    let mut gpus = nvidia_procfs(root, issues);
-    gpus.extend(amd_sysfs(root, issues));
+    let mut gpus = crate::nvidia::procfs::nvidia_procfs(root, issues);
+    gpus.extend(crate::amd::amd_sysfs(root, issues));
     gpus.sort_by(|a, b| a.name.cmp(&b.name));
     gpus
-}
-
-fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
-    let dirs = match root.list_dir(NVIDIA_GPUS) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            issues.push(issue::from_read(&e));
-            return Vec::new();
-        }
-    };
-    if dirs.is_empty() {
-        return Vec::new();
-    }
-    let driver = root
-        .read_to_string(NVIDIA_VERSION)
-        .ok()
-        .and_then(|t| parse_nvidia_driver_version(&t))
-        .unwrap_or_else(|| "nvidia".to_owned());
-    let mut out = Vec::new();
-    for bdf in dirs {
-        let rel = format!("{NVIDIA_GPUS}/{bdf}/information");
-        let name = match root.read_to_string(&rel) {
-            Ok(text) => parse_nvidia_information(&text),
-            Err(e) => {
-                issues.push(issue::from_read(&e));
-                continue;
-            }
-        };
-        let Some(name) = name else {
-            issues.push(issue::new(rel, "no `Model:` line"));
-            continue;
-        };
-        let mut gpu = Gpu::new(GpuVendor::Nvidia, name);
-        gpu.driver.clone_from(&driver);
-        gpu.source = "procfs".to_owned();
-        out.push(gpu);
-    }
-    if !out.is_empty() {
-        issues.push(issue::new(
-            NVIDIA_GPUS,
-            format!(
-                "{} nvidia gpu(s) found without nvml: memory and compute capability unknown",
-                out.len()
-            ),
-        ));
-    }
-    out
-}
-
-fn amd_sysfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
-    let cards = match root.list_dir(DRM) {
-        Ok(entries) => entries.into_iter().filter(|n| is_drm_card(n)),
-        Err(e) => {
-            issues.push(issue::from_read(&e));
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for card in cards {
-        let dev = format!("{DRM}/{card}/device");
-        match root.read_u64(format!("{dev}/vendor")) {
-            Ok(PCI_VENDOR_AMD) => {}
-            Ok(_) => continue,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => {
-                issues.push(issue::from_read(&e));
-                continue;
-            }
-        }
-        let total = match root.read_u64(format!("{dev}/mem_info_vram_total")) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                issues.push(issue::from_read(&e));
-                None
-            }
-        };
-        let used = root.read_u64(format!("{dev}/mem_info_vram_used")).ok();
-        let name = root
-            .read_trimmed(format!("{dev}/product_name"))
-            .ok()
-            .flatten()
-            .or_else(|| {
-                let id = root.read_u64(format!("{dev}/device")).ok()?;
-                Some(format!("AMD GPU 0x{id:04x}"))
-            })
-            .unwrap_or_else(|| format!("AMD GPU ({card})"));
-        let mut gpu = Gpu::new(GpuVendor::Amd, name);
-        gpu.memory_total_bytes = total;
-        gpu.memory_free_bytes = total.zip(used).map(|(t, u)| t.saturating_sub(u));
-        gpu.driver = root
-            .link_name(format!("{dev}/driver"))
-            .unwrap_or_else(|| "amdgpu".to_owned());
-        gpu.source = "sysfs".to_owned();
-        out.push(gpu);
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleetfit_core::profile::GpuVendor;
     use std::path::Path;
 
     /// `information` of an RTX 4090 (driver 560; UUID shortened).

@@ -7,14 +7,17 @@
 //! so a fixture tree can never leak the host into its profile. Each source lives in its own
 //! module with pure parse functions beside it.
 //!
-//! Sources not read yet (the full multi-vendor probe): NVML, Intel i915/xe, AMD APU GTT and KFD,
-//! NPUs under `/sys/class/accel`, Jetson, Rockchip, Qualcomm, macOS and Android command output.
+//! Platform commands (`sysctl`, `getprop`) go through [`command::CommandRunner`]: the host's on
+//! `/`, recordings in the fixture tree elsewhere.
 
+pub mod amd;
+pub mod command;
 pub mod cpu;
 pub mod gpu;
 pub mod identity;
 mod issue;
 pub mod memory;
+pub mod nvidia;
 pub mod storage;
 pub mod sysroot;
 
@@ -57,6 +60,8 @@ pub fn probe(opts: &ProbeOptions) -> DeviceProfile {
     let identity = identity::probe(&root, &mut issues);
     let cpu = cpu::probe(&root, &mut issues);
     let memory = memory::probe(&root, &mut issues);
+    let runner = command::runner_for(&root);
+    let _ = &runner;
     let gpus = gpu::probe(&root, &mut issues);
     let models_dir = opts
         .models_dir
