@@ -8,6 +8,12 @@ use fleetfit_core::profile::{Gpu, GpuVendor, ProbeIssue};
 const DRM: &str = "sys/class/drm";
 const PCI_VENDOR_AMD: u64 = 0x1002;
 
+/// Adds the AMD GPUs of the machine at `root` to `p`.
+pub(crate) fn probe(root: &SysRoot, p: &mut fleetfit_core::profile::DeviceProfile) {
+    let gpus = amd_sysfs(root, &mut p.issues);
+    p.gpus.extend(gpus);
+}
+
 /// AMD GPUs with their VRAM, from DRM sysfs.
 pub(crate) fn amd_sysfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
     let cards = match root.list_dir(DRM) {

@@ -1,6 +1,8 @@
 //! Every GPU the vendor modules find, in one sorted list; and the DRM helpers they share.
 
+#[cfg(test)]
 use crate::sysroot::SysRoot;
+#[cfg(test)]
 use fleetfit_core::profile::{Gpu, ProbeIssue};
 
 pub use crate::nvidia::procfs::{parse_nvidia_driver_version, parse_nvidia_information};
@@ -12,7 +14,8 @@ pub fn is_drm_card(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Every GPU the file sources show, sorted by name (stable, so equal names keep bus order).
+/// NVIDIA procfs and AMD DRM GPUs, sorted by name (the file-only sources; used by tests).
+#[cfg(test)]
 pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
     let mut gpus = crate::nvidia::procfs::nvidia_procfs(root, issues);
     gpus.extend(crate::amd::amd_sysfs(root, issues));

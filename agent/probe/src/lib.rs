@@ -11,12 +11,16 @@
 //! `/`, recordings in the fixture tree elsewhere.
 
 pub mod amd;
+pub mod android;
+pub mod apple;
 pub mod command;
 pub mod cpu;
 pub mod gpu;
 pub mod identity;
+pub mod intel;
 mod issue;
 pub mod memory;
+pub mod npu;
 pub mod nvidia;
 pub mod storage;
 pub mod sysroot;
@@ -50,6 +54,7 @@ impl Default for ProbeOptions {
 /// listed in `issues`. Vectors are sorted so the same machine gives the same bytes.
 pub fn probe(opts: &ProbeOptions) -> DeviceProfile {
     let root = SysRoot::new(&opts.sysroot);
+    let runner = command::runner_for(&root);
     let mut issues = Vec::new();
     if !root.path().is_dir() {
         issues.push(issue::new(
@@ -60,15 +65,12 @@ pub fn probe(opts: &ProbeOptions) -> DeviceProfile {
     let identity = identity::probe(&root, &mut issues);
     let cpu = cpu::probe(&root, &mut issues);
     let memory = memory::probe(&root, &mut issues);
-    let runner = command::runner_for(&root);
-    let _ = &runner;
-    let gpus = gpu::probe(&root, &mut issues);
     let models_dir = opts
         .models_dir
         .clone()
         .or_else(|| root.is_host().then(storage::default_models_dir).flatten());
     let storage = models_dir.and_then(|dir| storage::probe(&dir, &mut issues));
-    DeviceProfile {
+    let mut profile = DeviceProfile {
         schema: PROFILE_SCHEMA.to_owned(),
         id: identity.id,
         hostname: identity.hostname,
@@ -77,11 +79,35 @@ pub fn probe(opts: &ProbeOptions) -> DeviceProfile {
         os: identity.os,
         cpu,
         memory,
-        gpus,
+        gpus: Vec::new(),
         npus: Vec::new(),
         storage,
         issues,
+    };
+    // Platforms that answer through commands rather than sysfs (they may replace OS, CPU and
+    // memory figures), then each accelerator source adds what it finds.
+    apple::probe(&root, runner.as_ref(), &mut profile);
+    android::probe(&root, runner.as_ref(), &mut profile);
+    nvidia::probe(&root, &mut profile);
+    amd::probe(&root, &mut profile);
+    intel::probe(&root, &mut profile);
+    npu::probe(&root, &mut profile);
+    finish(&mut profile);
+    profile
+}
+
+/// Stable output: GPUs by PCI address then name, NPUs by vendor then name, and table bandwidth
+/// for GPUs that report none.
+fn finish(p: &mut DeviceProfile) {
+    for g in &mut p.gpus {
+        if g.bandwidth_gbps.is_none() {
+            g.bandwidth_gbps = fleetfit_core::hardware::gpu_bandwidth_gbps(g);
+        }
     }
+    p.gpus
+        .sort_by(|a, b| (&a.pci_bus_id, &a.name).cmp(&(&b.pci_bus_id, &b.name)));
+    p.npus
+        .sort_by(|a, b| (a.vendor, &a.name).cmp(&(b.vendor, &b.name)));
 }
 
 #[cfg(test)]
