@@ -1,6 +1,7 @@
 //! `fleetfit-agent`: the device agent's command line. This file holds only the clap types and
 //! the exit-code mapping; each command lives in its own file and returns `anyhow::Result`.
 
+mod doctor_cmd;
 mod probe_cmd;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -42,6 +43,38 @@ enum Command {
         after_long_help = EXIT_CODES
     )]
     Probe(ProbeArgs),
+
+    /// Dump every raw source the probe read (files, listings, links, commands), for bug reports.
+    #[command(
+        long_about = "Probe this device (or a sysroot) and print, besides the profile, every raw \
+                      source the probe read: file contents (cut to 64 KiB), read errors, \
+                      directory listings, symlink targets and platform command outputs. Attach \
+                      the output to a bug report about a wrong profile.",
+        after_help = EXIT_CODES,
+        after_long_help = EXIT_CODES
+    )]
+    Doctor(DoctorArgs),
+}
+
+/// Flags of `fleetfit-agent doctor`.
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Read every sysfs/procfs/etc file under DIR instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Text)]
+    format: DoctorFormat,
+}
+
+/// How `doctor` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DoctorFormat {
+    /// Each source's path, then its content indented.
+    Text,
+    /// `{"profile": …, "sources": [{"path": …, "content"|"error"|"link"|"entries": …}]}`.
+    Json,
 }
 
 /// Flags of `fleetfit-agent probe`.
@@ -60,6 +93,11 @@ struct ProbeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
+
+    /// Also measure system memory bandwidth (single-thread copy of a 256 MiB buffer, under a
+    /// second) into `memory.bandwidth_gbps`.
+    #[arg(long)]
+    measure_bandwidth: bool,
 }
 
 /// How a profile is printed.
@@ -77,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Doctor(args) => doctor_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,10 +139,41 @@ mod tests {
     #[test]
     fn probe_defaults_to_json_on_the_host_root() {
         let cli = Cli::try_parse_from(["fleetfit-agent", "probe"]).unwrap();
-        let Command::Probe(args) = cli.command;
+        let Command::Probe(args) = cli.command else {
+            panic!("not probe");
+        };
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.sysroot, PathBuf::from("/"));
         assert_eq!(args.models_dir, None);
+        assert!(!args.measure_bandwidth);
+    }
+
+    #[test]
+    fn doctor_defaults_to_text_and_takes_a_sysroot() {
+        let cli = Cli::try_parse_from([
+            "fleetfit-agent",
+            "doctor",
+            "--sysroot",
+            "/x",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Doctor(args) = cli.command else {
+            panic!("not doctor");
+        };
+        assert_eq!(args.format, DoctorFormat::Json);
+        assert_eq!(args.sysroot, PathBuf::from("/x"));
+        let cli = Cli::try_parse_from(["fleetfit-agent", "doctor"]).unwrap();
+        let Command::Doctor(args) = cli.command else {
+            panic!("not doctor");
+        };
+        assert_eq!(args.format, DoctorFormat::Text);
+        let cli = Cli::try_parse_from(["fleetfit-agent", "probe", "--measure-bandwidth"]).unwrap();
+        let Command::Probe(args) = cli.command else {
+            panic!("not probe");
+        };
+        assert!(args.measure_bandwidth);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::{Format, ProbeArgs};
 use anyhow::{Context, bail};
 use fleetfit_core::Bytes;
-use fleetfit_core::profile::DeviceProfile;
+use fleetfit_core::profile::{DeviceProfile, ProbeIssue};
 use fleetfit_probe::ProbeOptions;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,10 +17,13 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     if !meta.is_dir() {
         bail!("sysroot `{}` is not a directory", args.sysroot.display());
     }
-    let profile = fleetfit_probe::probe(&ProbeOptions {
+    let mut profile = fleetfit_probe::probe(&ProbeOptions {
         sysroot: args.sysroot.clone(),
         models_dir: args.models_dir.clone(),
     });
+    if args.measure_bandwidth {
+        measure_bandwidth(&mut profile, &args.sysroot);
+    }
     let text = render(&profile, args.format)?;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -32,6 +35,26 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
             Err(e).context("cannot write to stdout")
         }
         _ => Ok(()),
+    }
+}
+
+/// Puts this machine's measured memory bandwidth in the profile: only when probing the host
+/// itself, as a fixture's profile must never carry the host's figures.
+fn measure_bandwidth(profile: &mut DeviceProfile, sysroot: &std::path::Path) {
+    use fleetfit_probe::bandwidth::{DEFAULT_BUDGET, DEFAULT_BUFFER_BYTES, measure_copy_gbps};
+    if !fleetfit_probe::SysRoot::new(sysroot).is_host() {
+        profile.issues.push(ProbeIssue {
+            source: "bandwidth".to_owned(),
+            message: "not measured: --sysroot is not this host".to_owned(),
+        });
+        return;
+    }
+    profile.memory.bandwidth_gbps = measure_copy_gbps(DEFAULT_BUFFER_BYTES, DEFAULT_BUDGET);
+    if profile.memory.bandwidth_gbps.is_none() {
+        profile.issues.push(ProbeIssue {
+            source: "bandwidth".to_owned(),
+            message: "the copy took no measurable time".to_owned(),
+        });
     }
 }
 
@@ -168,7 +191,7 @@ pub fn render_text(p: &DeviceProfile) -> String {
 mod tests {
     use super::*;
     use fleetfit_core::profile::{
-        Cpu, Gpu, GpuVendor, Memory, Npu, NpuVendor, Os, PROFILE_SCHEMA, ProbeIssue, Storage,
+        Cpu, Gpu, GpuVendor, Memory, Npu, NpuVendor, Os, PROFILE_SCHEMA, Storage,
     };
 
     fn spark() -> DeviceProfile {
@@ -254,11 +277,20 @@ issue     nvml: memory_info not supported
     }
 
     #[test]
+    fn bandwidth_is_measured_on_the_host_only() {
+        let mut p = spark();
+        measure_bandwidth(&mut p, std::path::Path::new("/srv/fixture"));
+        assert_eq!(p.memory.bandwidth_gbps, None);
+        assert_eq!(p.issues.last().unwrap().source, "bandwidth");
+    }
+
+    #[test]
     fn a_missing_sysroot_is_an_error_naming_it() {
         let args = ProbeArgs {
             sysroot: "/definitely/not/here".into(),
             models_dir: None,
             format: Format::Json,
+            measure_bandwidth: false,
         };
         let err = format!("{:#}", run(&args).unwrap_err());
         assert!(

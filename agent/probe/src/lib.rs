@@ -13,6 +13,7 @@
 pub mod amd;
 pub mod android;
 pub mod apple;
+pub mod bandwidth;
 pub mod command;
 pub mod cpu;
 pub mod gpu;
@@ -53,8 +54,14 @@ impl Default for ProbeOptions {
 /// Probes the machine at `opts.sysroot` into a profile. Never fails: unreadable sources are
 /// listed in `issues`. Vectors are sorted so the same machine gives the same bytes.
 pub fn probe(opts: &ProbeOptions) -> DeviceProfile {
-    let root = SysRoot::new(&opts.sysroot);
-    let runner = command::runner_for(&root);
+    probe_root(opts, &SysRoot::new(&opts.sysroot))
+}
+
+/// [`probe`] through a ready-made `root` (its path wins over `opts.sysroot`): a
+/// [`SysRoot::recording`] root then holds every source read, for `fleetfit-agent doctor`.
+pub fn probe_root(opts: &ProbeOptions, root: &SysRoot) -> DeviceProfile {
+    let root = root.clone();
+    let runner = root.record_commands(command::runner_for(&root));
     let mut issues = Vec::new();
     if !root.path().is_dir() {
         issues.push(issue::new(

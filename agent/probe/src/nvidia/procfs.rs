@@ -33,8 +33,32 @@ pub fn parse_nvidia_driver_version(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// NVIDIA GPUs listed by the kernel driver in procfs.
+/// NVIDIA GPUs listed by the kernel driver in procfs, with one issue saying NVML is missing.
+#[cfg(test)]
 pub(crate) fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
+    let out = procfs_gpus(root, issues);
+    if !out.is_empty() {
+        issues.push(issue::new(
+            NVIDIA_GPUS,
+            format!(
+                "{} nvidia gpu(s) found without nvml: memory and compute capability unknown",
+                out.len()
+            ),
+        ));
+    }
+    out
+}
+
+/// The driver version in `/proc/driver/nvidia/version`, when the driver is loaded.
+pub(crate) fn procfs_driver_version(root: &SysRoot) -> Option<String> {
+    root.read_to_string(NVIDIA_VERSION)
+        .ok()
+        .and_then(|t| parse_nvidia_driver_version(&t))
+}
+
+/// NVIDIA GPUs listed by the kernel driver in procfs: name, driver version and PCI address
+/// (the directory name, `0000:01:00.0`), source `procfs`. No summary issue.
+pub(crate) fn procfs_gpus(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
     let dirs = match root.list_dir(NVIDIA_GPUS) {
         Ok(dirs) => dirs,
         Err(e) => {
@@ -45,11 +69,7 @@ pub(crate) fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec
     if dirs.is_empty() {
         return Vec::new();
     }
-    let driver = root
-        .read_to_string(NVIDIA_VERSION)
-        .ok()
-        .and_then(|t| parse_nvidia_driver_version(&t))
-        .unwrap_or_else(|| "nvidia".to_owned());
+    let driver = procfs_driver_version(root).unwrap_or_else(|| "nvidia".to_owned());
     let mut out = Vec::new();
     for bdf in dirs {
         let rel = format!("{NVIDIA_GPUS}/{bdf}/information");
@@ -67,16 +87,8 @@ pub(crate) fn nvidia_procfs(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec
         let mut gpu = Gpu::new(GpuVendor::Nvidia, name);
         gpu.driver.clone_from(&driver);
         gpu.source = "procfs".to_owned();
+        gpu.pci_bus_id = Some(bdf.to_ascii_lowercase());
         out.push(gpu);
-    }
-    if !out.is_empty() {
-        issues.push(issue::new(
-            NVIDIA_GPUS,
-            format!(
-                "{} nvidia gpu(s) found without nvml: memory and compute capability unknown",
-                out.len()
-            ),
-        ));
     }
     out
 }
