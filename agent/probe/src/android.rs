@@ -198,8 +198,14 @@ pub(crate) fn probe(root: &SysRoot, runner: &dyn CommandRunner, p: &mut DevicePr
             driver: String::new(),
             tops: None,
         }),
-        // Tensor's Google TPU has no `NpuVendor` in the v1 schema yet; nothing to report.
-        Some(SocVendor::Google | SocVendor::Other) | None => {}
+        // Google publishes no TOPS figure for the Tensor TPU.
+        Some(SocVendor::Google) => p.npus.push(Npu {
+            vendor: NpuVendor::Google,
+            name: "Google Tensor TPU".to_owned(),
+            driver: String::new(),
+            tops: None,
+        }),
+        Some(SocVendor::Other) | None => {}
     }
 }
 

@@ -203,6 +203,7 @@ pub enum NpuVendor {
     Qualcomm,
     Rockchip,
     Apple,
+    Google,
 }
 
 impl NpuVendor {
@@ -214,6 +215,7 @@ impl NpuVendor {
             NpuVendor::Qualcomm => "qualcomm",
             NpuVendor::Rockchip => "rockchip",
             NpuVendor::Apple => "apple",
+            NpuVendor::Google => "google",
         }
     }
 }
