@@ -148,7 +148,7 @@ GPU Excluded:\t No
         assert_eq!(gpus.len(), 1);
         let g = &gpus[0];
         assert_eq!(g.vendor, GpuVendor::Amd);
-        assert_eq!(g.name, "AMD GPU 0x744c");
+        assert_eq!(g.name, "AMD Radeon RX 7900 XTX");
         assert_eq!(g.memory_total_bytes, Some(25_753_026_560));
         assert_eq!(g.memory_free_bytes, Some(24_000_000_000));
         assert_eq!((g.driver.as_str(), g.source.as_str()), ("amdgpu", "sysfs"));
