@@ -18,6 +18,8 @@ const X86_FLAGS: &[(&str, &str)] = &[
     ("avx512bw", "avx512bw"),
     ("avx512_vnni", "avx512vnni"),
     ("avx_vnni", "avxvnni"),
+    // AMX (Sapphire Rapids and later): llama.cpp's AMX path needs the int8 tiles.
+    ("amx_int8", "amx"),
 ];
 
 /// arm64 `/proc/cpuinfo` `Features` → feature name (Rust's `is_aarch64_feature_detected!`
@@ -167,11 +169,61 @@ fn host_features() -> Vec<String> {
 
 /// The CPU: the host's through sysinfo and CPUID, or a fixture's through its `proc/cpuinfo`.
 pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
-    if root.is_host() {
+    let mut cpu = if root.is_host() {
         host_cpu(root, issues)
     } else {
         sysroot_cpu(root, issues)
+    };
+    if let Some(quota) = cgroup_cpu_quota(root, issues) {
+        cpu.threads = cpu.threads.min(quota).max(1);
+        cpu.cores = cpu.cores.min(cpu.threads);
     }
+    cpu
+}
+
+/// Parses cgroup v2 `cpu.max` (`"400000 100000"` → 4 CPUs, rounded up; `"max 100000"` → none).
+pub fn parse_cpu_max(text: &str) -> Option<u32> {
+    let mut parts = text.split_whitespace();
+    let quota: u64 = parts.next()?.parse().ok()?;
+    let period: u64 = parts.next().map_or(Some(100_000), |p| p.parse().ok())?;
+    if period == 0 || quota == 0 {
+        return None;
+    }
+    u32::try_from(quota.div_ceil(period)).ok()
+}
+
+/// The CPU limit of this cgroup (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`),
+/// in whole CPUs; `None` when unlimited or absent. A container limited to 4 CPUs on a 64-core
+/// host must plan for 4.
+fn cgroup_cpu_quota(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Option<u32> {
+    match root.read_to_string("sys/fs/cgroup/cpu.max") {
+        Ok(text) if text.trim_start().starts_with("max") => return None,
+        Ok(text) => {
+            let q = parse_cpu_max(&text);
+            if q.is_none() {
+                issues.push(issue::new(
+                    "sys/fs/cgroup/cpu.max",
+                    format!("cannot parse `{}`", text.trim()),
+                ));
+            }
+            return q;
+        }
+        Err(e) if !e.is_not_found() => issues.push(issue::from_read(&e)),
+        Err(_) => {}
+    }
+    let quota = root
+        .read_to_string("sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+        .ok()?;
+    let quota: i64 = quota.trim().parse().ok()?;
+    if quota <= 0 {
+        return None;
+    }
+    let period = root
+        .read_to_string("sys/fs/cgroup/cpu/cpu.cfs_period_us")
+        .ok()
+        .and_then(|p| p.trim().parse::<u64>().ok())
+        .unwrap_or(100_000);
+    parse_cpu_max(&format!("{quota} {period}"))
 }
 
 fn host_cpu(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
@@ -207,8 +259,21 @@ fn host_cpu(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
         model,
         cores: cores.clamp(1, threads),
         threads,
-        features: host_features(),
+        features: with_cpuinfo_only_flags(host_features(), root),
     }
+}
+
+/// Features `std::arch` cannot detect on stable Rust (AMX), taken from the kernel's cpuinfo.
+fn with_cpuinfo_only_flags(mut features: Vec<String>, root: &SysRoot) -> Vec<String> {
+    let amx = root
+        .read_to_string("proc/cpuinfo")
+        .ok()
+        .is_some_and(|t| parse_cpuinfo(&t).flags.iter().any(|f| f == "amx_int8"));
+    if amx && !features.iter().any(|f| f == "amx") {
+        features.push("amx".to_owned());
+        features.sort();
+    }
+    features
 }
 
 fn sysroot_cpu(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Cpu {
@@ -296,6 +361,7 @@ CPU architecture: 8
         assert_eq!(
             features_from_flags("x86_64", &info.flags),
             [
+                "amx",
                 "avx",
                 "avx2",
                 "avx512bw",
@@ -374,5 +440,24 @@ processor : 5\nphysical id : 1\ncore id : 1\n\n";
         let mut sorted = cpu.features.clone();
         sorted.sort();
         assert_eq!(sorted, cpu.features);
+    }
+
+    #[test]
+    fn cgroup_cpu_max_is_whole_cpus_rounded_up() {
+        assert_eq!(parse_cpu_max("400000 100000"), Some(4));
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(2));
+        assert_eq!(parse_cpu_max("50000"), Some(1));
+        assert_eq!(parse_cpu_max("max 100000"), None);
+        assert_eq!(parse_cpu_max("lots"), None);
+        assert_eq!(parse_cpu_max("0 100000"), None);
+    }
+
+    #[test]
+    fn amx_is_named_from_cpuinfo_flags() {
+        let flags: Vec<String> = ["avx2", "amx_tile", "amx_int8", "amx_bf16"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(features_from_flags("x86_64", &flags), vec!["amx", "avx2"]);
     }
 }
