@@ -46,12 +46,62 @@ pub struct CpuInfo {
     pub flags: Vec<String>,
 }
 
+/// Arm core names by (`CPU implementer`, `CPU part`), from the kernel's `arch/arm64/include/asm/cputype.h`
+/// and Arm's TRMs: the cores of the SoCs fleetfit plans for (GB10, Grace, Orin, RK3588, X Elite).
+const ARM_PARTS: &[(&str, &str, &str)] = &[
+    ("0x41", "0xd03", "Cortex-A53"),
+    ("0x41", "0xd05", "Cortex-A55"),
+    ("0x41", "0xd08", "Cortex-A72"),
+    ("0x41", "0xd0b", "Cortex-A76"),
+    ("0x41", "0xd0c", "Neoverse-N1"),
+    ("0x41", "0xd40", "Neoverse-V1"),
+    ("0x41", "0xd41", "Cortex-A78"),
+    ("0x41", "0xd42", "Cortex-A78AE"),
+    ("0x41", "0xd44", "Cortex-X1"),
+    ("0x41", "0xd49", "Neoverse-N2"),
+    ("0x41", "0xd4f", "Neoverse-V2"),
+    ("0x41", "0xd81", "Cortex-A720"),
+    ("0x41", "0xd82", "Cortex-X4"),
+    ("0x41", "0xd85", "Cortex-X925"),
+    ("0x41", "0xd87", "Cortex-A725"),
+    ("0x51", "0x001", "Oryon"),
+];
+
+/// `10x Cortex-X925 + 10x Cortex-A725` from the per-processor `CPU part` lines, biggest cluster
+/// first; `None` when a part is unknown (better no model than a wrong one).
+fn arm_core_mix(parts: &[(String, String)]) -> Option<String> {
+    let mut counts: Vec<(&str, u32)> = Vec::new();
+    for (imp, part) in parts {
+        let name = ARM_PARTS
+            .iter()
+            .find(|(i, p, _)| i.eq_ignore_ascii_case(imp) && p.eq_ignore_ascii_case(part))
+            .map(|(_, _, n)| *n)?;
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    Some(
+        counts
+            .iter()
+            .map(|(n, c)| format!("{c}x {n}"))
+            .collect::<Vec<_>>()
+            .join(" + "),
+    )
+}
+
 /// Parses `/proc/cpuinfo` text (x86 or arm64 layout).
 pub fn parse_cpuinfo(text: &str) -> CpuInfo {
     let mut out = CpuInfo::default();
     let mut core_ids = BTreeSet::new();
     let mut physical_id = String::new();
     let mut board_model = None;
+    let mut implementer = String::new();
+    let mut parts: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
             continue;
@@ -77,6 +127,8 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
                 let long_mode = out.flags.iter().any(|f| f == "lm");
                 out.arch = Some(if long_mode { "x86_64" } else { "x86" }.to_owned());
             }
+            "CPU implementer" => value.clone_into(&mut implementer),
+            "CPU part" => parts.push((implementer.clone(), value.to_owned())),
             "Features" if out.flags.is_empty() => {
                 out.flags = value.split_whitespace().map(str::to_owned).collect();
             }
@@ -92,7 +144,9 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
         }
     }
     if out.model.is_none() {
-        out.model = board_model;
+        // Only when every processor listed its part: a partial list would miscount clusters.
+        let complete = u32::try_from(parts.len()).is_ok_and(|n| n == out.threads);
+        out.model = board_model.or_else(|| complete.then(|| arm_core_mix(&parts)).flatten());
     }
     if !core_ids.is_empty() {
         out.cores = Some(core_ids.len() as u32);
@@ -459,5 +513,21 @@ processor : 5\nphysical id : 1\ncore id : 1\n\n";
             .map(|s| (*s).to_owned())
             .collect();
         assert_eq!(features_from_flags("x86_64", &flags), vec!["amx", "avx2"]);
+    }
+
+    #[test]
+    fn arm_cores_are_named_from_cpu_part_lines() {
+        let mut text = String::new();
+        for (i, part) in ["0xd85", "0xd85", "0xd87"].iter().enumerate() {
+            text.push_str(&format!(
+                "processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: {part}\n\n"
+            ));
+        }
+        assert_eq!(
+            parse_cpuinfo(&text).model.as_deref(),
+            Some("2x Cortex-X925 + 1x Cortex-A725")
+        );
+        let unknown = "processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xfff\n";
+        assert_eq!(parse_cpuinfo(unknown).model, None);
     }
 }
