@@ -517,11 +517,13 @@ processor : 5\nphysical id : 1\ncore id : 1\n\n";
 
     #[test]
     fn arm_cores_are_named_from_cpu_part_lines() {
+        use std::fmt::Write as _;
         let mut text = String::new();
         for (i, part) in ["0xd85", "0xd85", "0xd87"].iter().enumerate() {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: {part}\n\n"
-            ));
+            );
         }
         assert_eq!(
             parse_cpuinfo(&text).model.as_deref(),
