@@ -143,6 +143,10 @@ pub struct Gpu {
     /// GPU cores / compute units / SMs, when known (Apple GPU cores, AMD CUs, NVIDIA SMs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<u32>,
+    /// Active NVLink links (NVIDIA), when the GPU has any: GPUs linked this way split a model
+    /// without the PCIe bottleneck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlinks: Option<u32>,
     /// For a MIG instance: its profile (`1g.10gb`) and the parent GPU's index in NVML.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mig: Option<MigInstance>,
@@ -170,6 +174,7 @@ impl Gpu {
             pci_bus_id: None,
             pcie_link: None,
             cores: None,
+            nvlinks: None,
             mig: None,
             memory_pools: None,
         }

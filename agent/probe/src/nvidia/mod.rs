@@ -240,6 +240,7 @@ pub fn gpus_from_nvml(
             "multiprocessor_count",
             issues,
         );
+        gpu.nvlinks = optional(src.nvlink_active(i), i, "nvlink", issues).filter(|n| *n > 0);
         let mig_on =
             optional(src.mig_mode(i), i, "mig_mode", issues).is_some_and(|m| m.current == 1);
         if mig_on {
