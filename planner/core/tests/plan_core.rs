@@ -196,3 +196,27 @@ fn a_when_condition_that_errors_is_a_non_match_with_a_warning() {
         p.warnings
     );
 }
+
+#[test]
+fn a_strix_halo_with_a_96_gib_carve_out_plans_on_the_carve_out_not_the_31_gib_left_to_linux() {
+    // BIOS gave 96 GiB to the GPU: Linux sees ~31 GiB of RAM, amdgpu reports 96 GiB VRAM plus
+    // ~15.5 GiB GTT (the `strix-halo-96g` host fixture).
+    let gpu = r#"{"vendor":"amd","name":"AMD Radeon 8060S (Strix Halo)","memory_total_bytes":119722213376,"memory_free_bytes":119512498176,"unified":true,"driver":"amdgpu","source":"sysfs"}"#;
+    let d = profile(
+        "strix-96",
+        33_285_996_544,
+        29_696_000_000,
+        gpu,
+        "strix-halo",
+    );
+    let p = run(&[d], defaults::POLICIES);
+    let chat = &p.devices[0].assignments[0];
+    assert_eq!(chat.placement.backend.as_str(), "rocm");
+    assert!(
+        chat.estimate.weights_bytes > 40 * GIB,
+        "got {} {} ({} B)",
+        chat.model,
+        chat.quant,
+        chat.estimate.weights_bytes
+    );
+}

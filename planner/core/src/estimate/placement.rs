@@ -100,10 +100,15 @@ impl DeviceResources {
                 if g.vendor != vendor || !unified {
                     continue;
                 }
-                let limit = g
-                    .memory_free_bytes
-                    .or(g.memory_total_bytes)
-                    .map_or(system_capacity, |l| l.min(system_capacity));
+                // The probe's free figure for a unified GPU already accounts for system memory
+                // (AMD APUs: carve-out + min(GTT, MemAvailable)); a BIOS carve-out is not part
+                // of MemTotal, so it must not be clamped by the system's available memory. A
+                // bare limit (Metal's working set) is clamped; no figure means system memory.
+                let limit = match (g.memory_free_bytes, g.memory_total_bytes) {
+                    (Some(free), _) => free,
+                    (None, Some(total)) => total.min(system_capacity),
+                    (None, None) => system_capacity,
+                };
                 targets.push(with_pool(Target {
                     backend,
                     gpus: vec![i],
