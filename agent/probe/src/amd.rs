@@ -400,11 +400,7 @@ drm_render_minor 128
         assert_eq!(f, 0);
     }
 
-    fn write(root: &std::path::Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     /// A Strix Halo card with its KFD node: unified, carve-out + GTT, gfx and CUs from KFD.
     #[test]

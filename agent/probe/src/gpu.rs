@@ -27,7 +27,6 @@ pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu> {
 mod tests {
     use super::*;
     use fleetfit_core::profile::GpuVendor;
-    use std::path::Path;
 
     /// `information` of an RTX 4090 (driver 560; UUID shortened).
     const RTX4090_INFORMATION: &str = "\
@@ -46,11 +45,7 @@ GPU Excluded:\t No
     const NVIDIA_VERSION_TEXT: &str = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 21:39:15 UTC 2024\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n";
     const NVIDIA_OPEN_VERSION_TEXT: &str = "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  580.126.09  Release Build  (dvs-builder@U16-I3-C03-1)  Tue Jan  6 2026\n";
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn nvidia_information_gives_the_model() {

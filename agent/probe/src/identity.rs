@@ -155,7 +155,6 @@ pub(crate) fn probe(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     /// The build VM's `/etc/os-release`.
     const DEBIAN_OS_RELEASE: &str = r#"PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -166,11 +165,7 @@ VERSION_CODENAME=bookworm
 ID=debian
 "#;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn os_release_prefers_pretty_name() {

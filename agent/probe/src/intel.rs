@@ -137,13 +137,8 @@ fn card_gpu(root: &SysRoot, card: &str, driver: String, issues: &mut Vec<ProbeIs
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn device_table() {

@@ -117,17 +117,26 @@ fn finish(p: &mut DeviceProfile) {
         .sort_by(|a, b| (a.vendor, &a.name).cmp(&(b.vendor, &b.name)));
 }
 
+/// Helpers shared by the modules' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    /// Writes `contents` at `root/rel`, creating parent directories.
+    pub(crate) fn write(root: &Path, rel: &str, contents: impl AsRef<[u8]>) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use fleetfit_core::profile::GpuVendor;
     use std::path::Path;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn probing_this_host_gives_a_valid_profile() {

@@ -228,11 +228,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[cfg(unix)]
     fn accel_node(root: &Path, node: &str, vendor: &str, device: &str, driver: &str) {

@@ -350,17 +350,12 @@ fn fallback(root: &SysRoot, why: &Unavailable, p: &mut DeviceProfile) {
 mod tests {
     use super::nvml::FakeNvml;
     use super::*;
-    use std::path::Path;
 
     fn fake(json: &str) -> FakeNvml {
         FakeNvml::from_json(json).unwrap().init().unwrap()
     }
 
-    fn write(root: &Path, rel: &str, bytes: &[u8]) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn versions_links_and_bus_ids_are_formatted() {

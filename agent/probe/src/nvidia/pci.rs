@@ -74,13 +74,8 @@ pub(crate) fn pci_gpus(root: &SysRoot, issues: &mut Vec<ProbeIssue>) -> Vec<Gpu>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn display_classes_and_names() {

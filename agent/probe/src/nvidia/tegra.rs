@@ -144,7 +144,6 @@ pub(crate) fn tegra_gpu(root: &SysRoot) -> Option<Gpu> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     /// Orin Nano 8GB devkit (illustrative, probe-ground-truth §8).
     const ORIN_NANO_COMPATIBLE: &[u8] =
@@ -152,11 +151,7 @@ mod tests {
     const ORIN_NANO_MODEL: &[u8] =
         b"NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\0";
 
-    fn write(root: &Path, rel: &str, bytes: &[u8]) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
+    use crate::test_support::write;
 
     #[test]
     fn device_tree_strings_split_on_nul() {
