@@ -7,6 +7,9 @@
 //!    the example policies, in-process, on all cores (target 100k < 2 s).
 //! 3. `fleetfit estimate --gguf` on a 4 GB GGUF (Llama-3.1-8B shape, real-size vocabulary):
 //!    header only (target < 50 ms).
+//! 4. `fleetfit diff` of a realistic policy change (`tests/fixtures/policy-change/head` against
+//!    the example policies) over 100k mixed devices: both plans, the diff and the markdown
+//!    (target < 5 s on 2 cores; `FLEETFIT_BENCH_ONLY=diff` runs only this one).
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used)] // a benchmark: a failed setup step should stop it loudly
 
@@ -312,6 +315,71 @@ fn bench_gguf_header(results: &mut Vec<String>) {
     ));
 }
 
+fn bench_diff(results: &mut Vec<String>) {
+    let (catalog, _) = parse_catalog(&defaults::owned(defaults::CATALOG)).expect("catalog");
+    let (base, _) = parse_policies(
+        &defaults::owned(defaults::EXAMPLE_POLICIES),
+        Some("2026-11-24"),
+    )
+    .expect("base policies");
+    let head_dir = root().join("tests/fixtures/policy-change/head");
+    let mut head_files: Vec<PathBuf> = std::fs::read_dir(&head_dir)
+        .expect("head policy dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    head_files.sort();
+    let head_sources: Vec<(String, String)> = head_files
+        .iter()
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(p).expect("read head policy"),
+            )
+        })
+        .collect();
+    let (head, _) = parse_policies(&head_sources, Some("2026-11-24")).expect("head policies");
+    let n = 100_000;
+    let fleet = synthetic_fleet(n, &showcase());
+    let threads = std::env::var("FLEETFIT_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let options = PlanOptions {
+        today: Some("2026-11-24".into()),
+        threads,
+    };
+    let mut times = Vec::new();
+    let mut figures = (0, 0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let b = plan(&fleet, &catalog, &base, PlanInputs::default(), &options);
+        let h = plan(&fleet, &catalog, &head, PlanInputs::default(), &options);
+        let report = fleetfit_core::diff::diff(&b, &h);
+        let md = fleetfit_core::diff::diff_markdown(&report);
+        times.push(t.elapsed());
+        figures = (md.len(), report.groups.len(), report.summary.changed);
+    }
+    let (md_len, groups, changed) = figures;
+    // FLEETFIT_BENCH_DIFF_OUT=diff.md writes the last markdown, to read what reviewers would.
+    if let Ok(path) = std::env::var("FLEETFIT_BENCH_DIFF_OUT") {
+        let b = plan(&fleet, &catalog, &base, PlanInputs::default(), &options);
+        let h = plan(&fleet, &catalog, &head, PlanInputs::default(), &options);
+        let report = fleetfit_core::diff::diff(&b, &h);
+        std::fs::write(&path, fleetfit_core::diff::diff_markdown(&report)).expect("write markdown");
+        std::fs::write(
+            format!("{path}.txt"),
+            fleetfit_core::diff::diff_text(&report),
+        )
+        .expect("write text");
+    }
+    results.push(format!(
+        "| `fleetfit diff` {n} mixed devices, example policies -> policy-change/head, {threads} threads (2 plans + diff + markdown) | median {:.3} s over 3 runs; {changed} devices change in {groups} groups; markdown {md_len} chars | < 5 s on 2 cores |",
+        median(times).as_secs_f64()
+    ));
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a quick pass then.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -332,6 +400,9 @@ fn main() {
     }
     if only.is_empty() || only == "fleet" {
         bench_fleets(&mut results);
+    }
+    if only.is_empty() || only == "diff" {
+        bench_diff(&mut results);
     }
     println!("\n{}", results.join("\n"));
 }

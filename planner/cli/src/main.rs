@@ -35,6 +35,15 @@ enum Command {
     /// Validate a catalog and policies; print every diagnostic.
     #[command(after_help = EXIT_CODES)]
     Lint(commands::lint::LintArgs),
+    /// Show what a policy or catalog change does to a fleet (base vs head), grouped.
+    #[command(after_help = EXIT_CODES)]
+    Diff(commands::diff::DiffArgs),
+    /// Policy tools: `policy test` runs policy test files.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
+    /// Print or write the JSON Schemas of fleetfit's file formats.
+    #[command(after_help = EXIT_CODES)]
+    Schema(commands::schema::SchemaArgs),
 }
 
 /// How a command ended, other than success.
@@ -64,6 +73,9 @@ fn main() -> ExitCode {
         Command::Plan(a) => commands::plan::run(&a),
         Command::Estimate(a) => commands::estimate::run(&a),
         Command::Lint(a) => commands::lint::run(&a),
+        Command::Diff(a) => commands::diff::run(&a),
+        Command::Policy(c) => commands::policy::run(&c),
+        Command::Schema(a) => commands::schema::run(&a),
     };
     match result {
         Ok(code) => code,

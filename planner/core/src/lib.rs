@@ -8,12 +8,14 @@
 pub mod catalog;
 pub mod defaults;
 pub mod diagnostic;
+pub mod diff;
 pub mod digest;
 pub mod estimate;
 pub mod gguf;
 pub mod hardware;
 pub mod plan;
 pub mod policy;
+pub mod policy_test;
 pub mod profile;
 pub mod render;
 pub mod units;

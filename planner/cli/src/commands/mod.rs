@@ -1,5 +1,8 @@
 //! One file per `fleetfit` command.
 
+pub mod diff;
 pub mod estimate;
 pub mod lint;
 pub mod plan;
+pub mod policy;
+pub mod schema;
