@@ -12,7 +12,8 @@ Exit codes:
   0  success
   1  error: could not compute (I/O, internal)
   2  usage error
-  3  invalid input: a catalog, policy or profile file failed validation
+  3  invalid input: a catalog, policy, profile or test file failed validation,
+     or `policy test` had a failing case
   4  the plan has a device with no compliant model (only with --fail-on-blocked)
   5  diff found changes (only with --detailed-exitcode)";
 
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
                 .iter()
                 .filter(|x| x.severity == fleetfit_core::Severity::Error)
                 .count();
-            eprintln!("fleetfit: error: {n} problem(s) in the input; nothing was planned");
+            eprintln!("fleetfit: error: {n} problem(s) in the input");
             ExitCode::from(3)
         }
         Err(Failure::Error(e)) => {

@@ -331,7 +331,7 @@ fn wrong_typed_catalog_value_is_an_error() {
     let o = fleetfit(&["lint", "--catalog", &dir.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(
-        stderr(&o).contains("smollm2-135m-instruct.yaml:13:"),
+        stderr(&o).contains("smollm2-135m-instruct.yaml:14:"),
         "{}",
         stderr(&o)
     );

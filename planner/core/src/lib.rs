@@ -18,6 +18,7 @@ pub mod policy;
 pub mod policy_test;
 pub mod profile;
 pub mod render;
+pub mod schema;
 pub mod units;
 pub mod yaml;
 

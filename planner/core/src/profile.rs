@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 pub const PROFILE_SCHEMA: &str = "fleetfit/device-profile/v1";
 
 /// One device, as probed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceProfile {
     /// Always `fleetfit/device-profile/v1`.
@@ -41,7 +41,7 @@ pub struct DeviceProfile {
 }
 
 /// Operating system.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Os {
     /// `linux`, `macos`, `windows`, `android`, `ios`.
@@ -51,7 +51,7 @@ pub struct Os {
 }
 
 /// CPU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cpu {
     /// `x86_64`, `aarch64`.
@@ -66,7 +66,7 @@ pub struct Cpu {
 }
 
 /// System memory.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
     pub total_bytes: u64,
@@ -77,7 +77,19 @@ pub struct Memory {
 }
 
 /// GPU vendor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GpuVendor {
     Nvidia,
@@ -103,7 +115,7 @@ impl GpuVendor {
 }
 
 /// One GPU (never summed: an 8-GPU server has 8 entries).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gpu {
     pub vendor: GpuVendor,
@@ -182,7 +194,7 @@ impl Gpu {
 }
 
 /// One MIG (Multi-Instance GPU) slice, planned as its own GPU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigInstance {
     pub profile: String,
@@ -190,7 +202,7 @@ pub struct MigInstance {
 }
 
 /// Raw pools of a unified-memory GPU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryPools {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,7 +212,19 @@ pub struct MemoryPools {
 }
 
 /// NPU vendor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NpuVendor {
     Intel,
@@ -226,7 +250,7 @@ impl NpuVendor {
 }
 
 /// One NPU.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Npu {
     pub vendor: NpuVendor,
@@ -238,7 +262,7 @@ pub struct Npu {
 }
 
 /// Where models are stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     pub models_dir: String,
@@ -246,7 +270,7 @@ pub struct Storage {
 }
 
 /// Something the probe could not read or had to guess.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeIssue {
     pub source: String,

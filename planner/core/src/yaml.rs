@@ -43,10 +43,33 @@ pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnosti
             )
         });
         let plain = e.without_snippet().to_string();
-        let message = strip_location_suffix(&plain);
+        let mut message = strip_location_suffix(&plain);
         let code = classify(&message);
+        if matches!(code, "unknown-field" | "unknown-value") {
+            message.push_str(&suggest(&message));
+        }
         Diagnostic::error(path, line, column, code, message)
     })
+}
+
+/// For `unknown field `x`, expected one of `a`, `b``: ` (did you mean `a`?)` when one is near.
+fn suggest(message: &str) -> String {
+    if message.contains("did you mean") {
+        return String::new();
+    }
+    let Some(given) = message.split('`').nth(1) else {
+        return String::new();
+    };
+    let Some(i) = message.find("expected ") else {
+        return String::new();
+    };
+    let list = message[i + "expected ".len()..].trim_start_matches("one of ");
+    let known: Vec<&str> = list
+        .split([',', ' '])
+        .map(|w| w.trim_matches('`'))
+        .filter(|w| !w.is_empty() && *w != "or")
+        .collect();
+    crate::catalog::did_you_mean(given, known.into_iter())
 }
 
 /// serde-saphyr appends ` at line N, column M`; we print the location in front instead.
@@ -117,6 +140,19 @@ pub fn find_key(text: &str, key: &str, n: usize) -> Pos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_field_and_value_suggest_the_nearest_name() {
+        assert_eq!(
+            suggest("unknown field `headroom_pcr`, expected one of `headroom_pct`, `other`"),
+            " (did you mean `headroom_pct`?)"
+        );
+        assert_eq!(
+            suggest("unknown variant `enforse`, expected one of enforce, audit"),
+            " (did you mean `enforce`?)"
+        );
+        assert_eq!(suggest("unknown field `zzzzzz`, expected `a`"), "");
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One model and its artifacts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
     pub id: String,
@@ -28,7 +28,19 @@ pub struct Model {
 }
 
 /// What a model is for. A role (chat, code, embedding) needs the task of the same name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Chat,
@@ -54,7 +66,7 @@ impl Task {
 }
 
 /// Dense or mixture-of-experts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchKind {
     Dense,
@@ -62,7 +74,7 @@ pub enum ArchKind {
 }
 
 /// The numbers the estimator needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Architecture {
     /// llama.cpp `general.architecture`.
@@ -90,7 +102,7 @@ pub struct Architecture {
 }
 
 /// Sliding-window attention layers (Gemma 3, gpt-oss).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlidingWindow {
     pub size: u32,
@@ -99,7 +111,7 @@ pub struct SlidingWindow {
 }
 
 /// Mixture-of-experts shape.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Experts {
     pub total: u32,
@@ -110,7 +122,7 @@ pub struct Experts {
 }
 
 /// Quality: a comparable index per role, and the published scores behind it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quality {
     /// 0..1 per role name (`chat`, `code`, `embedding`).
@@ -121,7 +133,7 @@ pub struct Quality {
 }
 
 /// One published benchmark number.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Score {
     pub benchmark: String,
@@ -134,7 +146,19 @@ pub struct Score {
 }
 
 /// File format of an artifact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactFormat {
     Gguf,
@@ -156,7 +180,7 @@ impl ArtifactFormat {
 }
 
 /// One downloadable file (or file set) of a model at one quantization.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
     pub quant: String,

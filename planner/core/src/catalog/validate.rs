@@ -396,7 +396,14 @@ mod tests {
         let bad = GOOD.replace("  layers: 30\n", "  layers: 30\n  layerz: 31\n");
         let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
         assert_eq!(d.0[0].code, "unknown-field");
-        assert_eq!((d.0[0].line, d.0[0].column), (14, 3), "{d}");
+        assert_eq!((d.0[0].line, d.0[0].column), (15, 3), "{d}");
+    }
+
+    #[test]
+    fn misspelled_field_and_task_suggest_the_nearest() {
+        let bad = GOOD.replacen("family:", "famly:", 1);
+        let d = one("catalog/smollm2-135m-instruct.yaml", &bad).unwrap_err();
+        assert!(d.0[0].message.contains("did you mean `family`?"), "{d}");
     }
 
     #[test]
@@ -408,7 +415,7 @@ mod tests {
         let codes: Vec<_> = d.iter().map(|x| (x.line, x.code.as_str())).collect();
         assert_eq!(
             codes,
-            vec![(17, "impossible-number"), (22, "impossible-number")],
+            vec![(18, "impossible-number"), (23, "impossible-number")],
             "{d}"
         );
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// KV cache element type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KvType {
     F16,

@@ -25,7 +25,19 @@ use std::fmt;
 pub const SANE_MAX_BYTES: u64 = 1 << 60;
 
 /// The runtime backend a placement uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Cuda,
@@ -70,7 +82,7 @@ impl fmt::Display for Backend {
 }
 
 /// Runtime settings that change memory use (llama.cpp's defaults when not given).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RuntimeSettings {
     pub context_tokens: u32,
     pub kv_type: KvType,
@@ -95,7 +107,9 @@ impl RuntimeSettings {
 }
 
 /// The ★ estimate JSON: where the memory goes for one artifact at one context.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct MemoryEstimate {
     pub weights_bytes: u64,
     pub kv_cache_bytes: u64,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub const PLAN_SCHEMA: &str = "fleetfit/plan/v1";
 
 /// A whole plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema: String,
     pub inputs: PlanInputs,
@@ -21,7 +21,7 @@ pub struct Plan {
 }
 
 /// Digests of the inputs: the same digests mean the same plan.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanInputs {
     pub catalog_digest: String,
     pub policies_digest: String,
@@ -32,7 +32,7 @@ pub struct PlanInputs {
 }
 
 /// Counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub devices: usize,
     pub assigned: usize,
@@ -40,7 +40,7 @@ pub struct Summary {
 }
 
 /// Assigned: every role has a model. Blocked: at least one role has none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Assigned,
@@ -58,7 +58,7 @@ impl Status {
 }
 
 /// One device's plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DevicePlan {
     pub device: String,
     pub status: Status,
@@ -69,6 +69,7 @@ pub struct DevicePlan {
     /// Settings in force and where they came from (shared by devices matched alike).
     pub settings: Arc<SettingsReport>,
     /// Candidates not chosen, nearest miss first (per role).
+    #[schemars(with = "Vec<Rejection>")]
     pub rejections: Rejections,
 }
 
@@ -120,7 +121,7 @@ impl<'de> Deserialize<'de> for Rejections {
 }
 
 /// Where each setting came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SettingsReport {
     pub roles: Vec<Role>,
     pub objective: String,
@@ -132,7 +133,7 @@ pub struct SettingsReport {
 }
 
 /// A role nothing could serve.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BlockedRole {
     pub role: Role,
     /// One line: how many candidates, and the nearest miss.
@@ -140,7 +141,7 @@ pub struct BlockedRole {
 }
 
 /// The model chosen for one role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assignment {
     pub role: Role,
     pub model: String,
@@ -155,7 +156,7 @@ pub struct Assignment {
 }
 
 /// Backend and offload.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlacementReport {
     pub backend: crate::estimate::Backend,
     pub gpu_layers: u32,
@@ -169,7 +170,7 @@ pub struct PlacementReport {
 }
 
 /// What to download.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactRef {
     pub repo: String,
     pub revision: String,
@@ -182,7 +183,7 @@ pub struct ArtifactRef {
 }
 
 /// Estimate figures.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EstimateReport {
     pub memory_bytes: u64,
     pub weights_bytes: u64,
@@ -197,7 +198,7 @@ pub struct EstimateReport {
 }
 
 /// One reason for an assignment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Because {
     pub rule: String,
     pub source: String,
@@ -205,7 +206,7 @@ pub struct Because {
 }
 
 /// A candidate not chosen.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rejection {
     pub role: Role,
     pub model: String,

@@ -11,21 +11,24 @@ use std::collections::BTreeMap;
 pub const POLICY_API_VERSION: &str = "fleetfit/v1";
 
 /// One policy file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     #[serde(rename = "apiVersion")]
+    #[schemars(with = "String")]
     pub api_version: Spanned<String>,
+    #[schemars(with = "String")]
     pub kind: Spanned<String>,
     pub metadata: Metadata,
     #[serde(default)]
     pub defaults: Option<Defaults>,
     #[serde(default)]
+    #[schemars(with = "Vec<Rule>")]
     pub rules: Vec<Spanned<Rule>>,
 }
 
 /// Who owns the file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
@@ -36,7 +39,7 @@ pub struct Metadata {
 }
 
 /// Settings and guardrails that apply to every device before any rule.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     #[serde(default)]
@@ -56,7 +59,19 @@ pub struct Defaults {
 }
 
 /// A role a device needs a model for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Chat,
@@ -85,7 +100,7 @@ impl Role {
 }
 
 /// How candidates are ranked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// Highest quality after the quantization's loss.
@@ -108,7 +123,9 @@ impl Objective {
 }
 
 /// `effect: forbid` rules reject; the default constrains.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Effect {
     #[default]
@@ -117,7 +134,9 @@ pub enum Effect {
 }
 
 /// `mode: audit` rules are reported, not enforced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -126,7 +145,7 @@ pub enum Mode {
 }
 
 /// One rule.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub id: String,
@@ -140,6 +159,7 @@ pub struct Rule {
     pub match_: Option<Match>,
     /// CEL condition over `device.*`; must evaluate to a bool.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub when: Option<Spanned<String>>,
     /// Only for these roles (all roles when absent).
     #[serde(default)]
@@ -167,7 +187,7 @@ pub struct Rule {
 }
 
 /// A label value: one string or a list of accepted strings.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -185,7 +205,7 @@ impl OneOrMany {
 }
 
 /// Which devices a rule applies to. All given conditions must hold.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
     #[serde(default)]
@@ -195,7 +215,7 @@ pub struct Match {
 }
 
 /// Hardware facts to match on.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HardwareMatch {
     /// Any GPU of these vendors.
@@ -228,7 +248,7 @@ pub struct HardwareMatch {
 }
 
 /// Which catalog entries a `forbid` rule hits. All given conditions must hold.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSelector {
     #[serde(default)]
@@ -246,7 +266,7 @@ pub struct ModelSelector {
 }
 
 /// Guardrails: every one must hold; several rules' guardrails all apply, so they only tighten.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Require {
     #[serde(default)]
@@ -278,7 +298,7 @@ pub struct Require {
 }
 
 /// `memory:` setting.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemorySettings {
     /// Percent of each memory pool kept free after loading.
@@ -286,7 +306,7 @@ pub struct MemorySettings {
 }
 
 /// `quantization:` setting.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuantSettings {
     /// Preference order among candidates of near-equal score.
@@ -294,7 +314,7 @@ pub struct QuantSettings {
 }
 
 /// `context:` setting.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContextSettings {
     /// Context to aim for; the planner steps down to `require.min_context_tokens` to fit.
@@ -302,7 +322,7 @@ pub struct ContextSettings {
 }
 
 /// `runtime:` setting.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeOverrides {
     #[serde(default)]
