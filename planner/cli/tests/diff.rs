@@ -3,34 +3,13 @@
 //! `--detailed-exitcode` contract, bad inputs, and `--base-ref` against this repository's history.
 #![allow(clippy::expect_used)] // test helpers: a failed setup step should fail the test loudly
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{SHOWCASE, TODAY, fleetfit, root, stderr, stdout};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fleetfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetfit"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("spawn fleetfit")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-const SHOWCASE: &str = "tests/fixtures/fleets/showcase";
 const BASE: &str = "policies/examples";
 const HEAD: &str = "tests/fixtures/policy-change/head";
-const TODAY: &str = "2026-11-24";
 
 fn showcase_diff(format: &str, extra: &[&str]) -> Output {
     let mut args = vec![

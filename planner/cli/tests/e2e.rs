@@ -2,32 +2,9 @@
 //! diagnostics and the plan itself (snapshots for the showcase fleet).
 #![allow(clippy::expect_used)] // test helpers: a failed setup step should fail the test loudly
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fleetfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetfit"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("spawn fleetfit")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-const SHOWCASE: &str = "tests/fixtures/fleets/showcase";
-const TODAY: &str = "2026-11-24";
+use common::{SHOWCASE, TODAY, fleetfit, root, stderr, stdout};
 
 fn showcase_plan(policies: Option<&str>) -> serde_json::Value {
     let mut args = vec![

@@ -2,20 +2,12 @@
 //! JSON renderings are snapshotted, and `fleetfit schema --check` on the committed schemas.
 #![allow(clippy::expect_used)] // test helpers: a failed setup step should fail the test loudly
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::fleetfit;
+use std::process::Output;
 
 const FIXTURE: &str = "tests/fixtures/lint/policies";
-
-fn fleetfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetfit"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .env("NO_COLOR", "1")
-        .env_remove("FLEETFIT_ERROR_FORMAT")
-        .output()
-        .expect("spawn fleetfit")
-}
 
 /// stderr without the summary line, whose catalog count changes with the catalog.
 fn diagnostics(o: &Output) -> String {

@@ -3,29 +3,9 @@
 //! files (no cases, an unknown device, malformed YAML) are exit-3 diagnostics with a location.
 #![allow(clippy::expect_used)] // test helpers: a failed setup step should fail the test loudly
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fleetfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetfit"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("spawn fleetfit")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{fleetfit, root, stderr, stdout};
 
 const FAILING: &str = "tests/fixtures/policy-tests/failing.test.yaml";
 
