@@ -123,7 +123,17 @@ fn class(root: &SysRoot) -> Option<String> {
             .flatten()
             .unwrap_or_default()
     };
-    dmi_names_hypervisor(&read("sys_vendor"), &read("product_name")).then(|| "vm".to_owned())
+    // DMI names the hypervisor on most clouds; microVMs (Firecracker) expose no DMI, but the CPU
+    // still carries the `hypervisor` flag the kernel sets for any guest.
+    let guest_cpu = || {
+        root.read_to_string("proc/cpuinfo").ok().is_some_and(|t| {
+            t.lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"))
+        })
+    };
+    (dmi_names_hypervisor(&read("sys_vendor"), &read("product_name")) || guest_cpu())
+        .then(|| "vm".to_owned())
 }
 
 /// Id, hostname, OS and class. The id is `/etc/machine-id`, else the hostname.
@@ -262,5 +272,22 @@ ID=debian
         assert_eq!(id.id, "");
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].source, "identity");
+    }
+
+    #[test]
+    fn a_guest_cpu_without_dmi_is_a_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "proc/cpuinfo",
+            "processor\t: 0\nflags\t\t: fpu avx2 hypervisor\n",
+        );
+        assert_eq!(class(&SysRoot::new(dir.path())).as_deref(), Some("vm"));
+        write(
+            dir.path(),
+            "proc/cpuinfo",
+            "processor\t: 0\nflags\t\t: fpu avx2\n",
+        );
+        assert_eq!(class(&SysRoot::new(dir.path())), None);
     }
 }
