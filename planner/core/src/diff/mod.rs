@@ -487,6 +487,7 @@ mod tests {
                 source: "p.yaml:1:1".into(),
                 message: "m".into(),
             }],
+            run: Vec::new(),
         }
     }
 

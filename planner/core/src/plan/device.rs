@@ -524,7 +524,7 @@ impl<'a> DevicePlanner<'a> {
             });
         }
         let (pool, used, cap) = f.tightest_pool.clone();
-        Assignment {
+        let mut a = Assignment {
             role,
             model: model.id.clone(),
             quant: artifact.quant.clone(),
@@ -558,7 +558,10 @@ impl<'a> DevicePlanner<'a> {
             },
             quality: round3(c.quality[role_index(role)].unwrap_or(0.0)),
             because,
-        }
+            run: Vec::new(),
+        };
+        a.run = super::runtime::run_commands(&a, dp.settings.kv_type.value);
+        a
     }
 }
 

@@ -7,6 +7,7 @@
 mod candidates;
 mod device;
 mod model;
+pub mod runtime;
 
 pub use candidates::{Candidate, CandidateTable};
 pub use model::*;

@@ -153,6 +153,17 @@ pub struct Assignment {
     /// Quality index after quantization loss, 0..1.
     pub quality: f64,
     pub because: Vec<Because>,
+    /// Ready-to-run command lines for common runtimes (GGUF artifacts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<RunCommand>,
+}
+
+/// A command line that runs an assignment in one runtime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunCommand {
+    /// `llama.cpp` or `ollama`.
+    pub runtime: String,
+    pub command: String,
 }
 
 /// Backend and offload.

@@ -123,6 +123,9 @@ pub fn plan_text(plan: &Plan, explain: bool) -> String {
                         rule_ref(&b.rule, &b.source)
                     );
                 }
+                for r in &a.run {
+                    let _ = writeln!(out, "    run:    {}", r.command);
+                }
             }
             let misses = nearest_misses(d, 5);
             if !misses.is_empty() {
