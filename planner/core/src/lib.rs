@@ -17,6 +17,7 @@ pub mod plan;
 pub mod policy;
 pub mod policy_test;
 pub mod profile;
+pub mod readiness;
 pub mod render;
 pub mod schema;
 pub mod units;

@@ -25,6 +25,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("policy", one::<PolicyFile>()),
         ("plan", one::<Plan>()),
         ("policy-test", one::<PolicyTestFile>()),
+        ("readiness", one::<crate::readiness::ReadinessReport>()),
     ]
 }
 

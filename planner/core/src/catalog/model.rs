@@ -195,6 +195,10 @@ pub struct Artifact {
     /// For NPU formats: which NPU runtime (`intel`, `amd`, `qualcomm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub npu: Option<crate::profile::NpuVendor>,
+    /// A plain `https://`, `http://` or `file://` URL the agent downloads instead of the hub,
+    /// for fleets that serve models from their own storage (`repo`/`file` still name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Artifact {

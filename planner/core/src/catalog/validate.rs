@@ -321,6 +321,18 @@ fn check_model(path: &str, text: &str, m: &Model) -> Vec<Diagnostic> {
                 format!("`sha256: {sha}` is not 64 hex digits"),
             );
         }
+        if let Some(url) = &art.url
+            && !["https://", "http://", "file://"]
+                .iter()
+                .any(|s| url.starts_with(s) && url.len() > s.len())
+        {
+            err(
+                "url",
+                i,
+                "invalid-value",
+                format!("`url: {url}` must be an https://, http:// or file:// URL"),
+            );
+        }
         let npu_format = matches!(art.format, ArtifactFormat::Openvino | ArtifactFormat::Onnx);
         if npu_format != art.npu.is_some() && npu_format {
             err(

@@ -469,6 +469,7 @@ mod tests {
                 size_bytes: 1,
                 size_exact: true,
                 sha256: None,
+                url: None,
             },
             estimate: EstimateReport {
                 memory_bytes: 1,

@@ -544,6 +544,7 @@ impl<'a> DevicePlanner<'a> {
                 size_bytes: artifact.size_bytes,
                 size_exact: artifact.size_exact,
                 sha256: artifact.sha256.clone(),
+                url: artifact.url.clone(),
             },
             estimate: EstimateReport {
                 memory_bytes: f.estimate.total_bytes,

@@ -191,6 +191,9 @@ pub struct ArtifactRef {
     pub size_exact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Download from this URL instead of the hub (the catalog's `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Estimate figures.

@@ -90,6 +90,7 @@ mod tests {
                 size_bytes: 5_000_000_000,
                 size_exact: true,
                 sha256: None,
+                url: None,
             },
             estimate: EstimateReport {
                 memory_bytes: 8_000_000_000,
