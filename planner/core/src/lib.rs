@@ -5,6 +5,7 @@
 //! value (YAML text, a parsed profile, a date), and every output is a value that callers render
 //! or serialize. The I/O shells (`fleetfit`, `fleetfit-agent`) live in other crates.
 
+pub mod api;
 pub mod catalog;
 pub mod defaults;
 pub mod diagnostic;
