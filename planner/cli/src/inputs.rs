@@ -8,7 +8,6 @@ use fleetfit_core::defaults;
 use fleetfit_core::diagnostic::{Diagnostic, Diagnostics};
 use fleetfit_core::policy::{PolicySet, parse_policies};
 use fleetfit_core::profile::DeviceProfile;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// `(path as the user named it, file text)` pairs, in the order they are evaluated.
@@ -224,67 +223,37 @@ fn json_diag(path: &str, e: &serde_json::Error) -> Diagnostic {
     )
 }
 
-/// A plain HTTP/1.1 GET (the control plane on a private network). HTTPS needs the agent's
-/// TLS client and is refused here with a clear message.
+/// GET the control plane's inventory (`/v1/fleet/profiles` when the URL has no path) over
+/// HTTP or HTTPS, with `Authorization: Bearer $FLEETFIT_ADMIN_TOKEN` when that is set.
 fn http_get(url: &str) -> Result<String, Failure> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("`{url}`: only http:// fleet URLs are supported by the planner; save the inventory to a file for https"))?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let path = if path == "/" || path.is_empty() {
-        "/v1/fleet/profiles".to_owned()
-    } else {
-        path
-    };
-    let addr = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    };
-    let mut stream = std::net::TcpStream::connect(&addr)
-        .with_context(|| format!("cannot connect to `{addr}`"))?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    let token = std::env::var("FLEETFIT_TOKEN")
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{token}Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text =
-        String::from_utf8(raw).map_err(|_| anyhow!("`{url}` returned a body that is not UTF-8"))?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("`{url}` returned a malformed HTTP response"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(anyhow!("`{url}` answered HTTP {status}").into());
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_owned())
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) if !rest.trim_end_matches('/').contains('/') => {
+            format!(
+                "{scheme}://{}/v1/fleet/profiles",
+                rest.trim_end_matches('/')
+            )
         }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
+        _ => url.to_owned(),
+    };
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_mins(1))
+        .build()
+        .map_err(|e| anyhow!("http client: {e}"))?;
+    let mut req = client.get(&url).header("Accept", "application/json");
+    if let Ok(token) = std::env::var("FLEETFIT_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        req = req.bearer_auth(token.trim());
     }
-    out
+    let resp = req.send().with_context(|| format!("cannot GET `{url}`"))?;
+    let status = resp.status();
+    let body = resp
+        .text()
+        .with_context(|| format!("cannot read the answer of `{url}`"))?;
+    if !status.is_success() {
+        return Err(anyhow!("`{url}` answered HTTP {}: {}", status.as_u16(), body.trim()).into());
+    }
+    Ok(body)
 }
 
 /// Today's date as `YYYY-MM-DD` (UTC), for rule expiry.

@@ -45,6 +45,15 @@ enum Command {
     /// Print or write the JSON Schemas of fleetfit's file formats.
     #[command(after_help = EXIT_CODES)]
     Schema(commands::schema::SchemaArgs),
+    /// Run the control plane: enrollment, profiles, plans, readiness reports (HTTP API).
+    #[command(after_help = EXIT_CODES)]
+    Serve(commands::serve::ServeArgs),
+    /// Enrollment tokens on the control plane: `create`, `revoke`, `list` (admin).
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// The live fleet on the control plane: `fleet status`.
+    #[command(subcommand)]
+    Fleet(commands::fleet::FleetCommand),
 }
 
 /// How a command ended, other than success.
@@ -77,6 +86,9 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(&a),
         Command::Policy(c) => commands::policy::run(&c),
         Command::Schema(a) => commands::schema::run(&a),
+        Command::Serve(a) => commands::serve::run(&a),
+        Command::Token(c) => commands::token::run(&c),
+        Command::Fleet(c) => commands::fleet::run(&c),
     };
     match result {
         Ok(code) => code,
