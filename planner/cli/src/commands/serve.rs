@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// A device with no call for this long is listed as stale (`90s`, `5m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub stale_after: Duration,
+    /// How often the catalog and policy directories are polled for changes.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub config_poll: Duration,
 }
 
 /// A clap value parser for durations (`30s`, `15m`, `24h`, `7d`).
@@ -73,7 +76,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Failure> {
         admin_token,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         stale_after: args.stale_after,
-        poll_every: Duration::from_secs(2),
+        poll_every: args.config_poll.max(Duration::from_secs(1)),
     };
     match fleetfit_server::serve_blocking(opts) {
         Ok(()) => Ok(ExitCode::SUCCESS),
