@@ -86,6 +86,13 @@ pub fn serve_blocking(opts: ServeOptions) -> Result<(), ServeError> {
 /// Opens the store, loads the configuration, binds, prints `listening on ADDR` (stderr) and
 /// serves until SIGINT/SIGTERM.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    if !opts.db.starts_with("sqlite:") {
+        return Err(anyhow::anyhow!(
+            "`--db {}`: only `sqlite://PATH` is implemented (a PostgreSQL store would implement the same `Store` trait)",
+            opts.db
+        )
+        .into());
+    }
     let admin = auth::AdminToken::new(&opts.admin_token)
         .ok_or_else(|| anyhow::anyhow!("the admin token is empty"))?;
     let config = Arc::new(
