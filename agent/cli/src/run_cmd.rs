@@ -1,0 +1,117 @@
+//! `fleetfit-agent run`: the daemon. Enrolls with the control plane once (the credential is kept
+//! in the state dir), then probes, reports, fetches its plan, applies it and heartbeats until
+//! SIGTERM/SIGINT. See `fleetfit_deploy::daemon` for the loop.
+
+use crate::RunArgs;
+use crate::apply_cmd::{fetch_config, state_dir};
+use anyhow::{Context as _, bail};
+use fleetfit_deploy::ApplyOptions;
+use fleetfit_deploy::daemon::{self, DaemonOptions};
+use fleetfit_deploy::smoke::SmokeCommand;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `10`, `10s`, `500ms`, `2m`, `1h` → a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (like 10s, 500ms, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs the daemon until a signal.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let state_dir = state_dir(args.state_dir.as_deref());
+    let enroll_token = match (&args.enroll_token, &args.enroll_token_file) {
+        (Some(t), _) => Some(t.trim().to_owned()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the enrollment token `{}`", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    if enroll_token.as_deref() == Some("") {
+        bail!("the enrollment token is empty");
+    }
+    let opts = DaemonOptions {
+        server: args.server.clone(),
+        enroll_token,
+        sysroot: args.sysroot.clone(),
+        interval: args.interval,
+        max_backoff: args.max_backoff,
+        profile_refresh: Duration::from_secs(15 * 60),
+        retry_failed_after: args.retry_failed_after,
+        role: args.role.clone(),
+        once: args.once,
+        apply: ApplyOptions {
+            state_dir: state_dir.clone(),
+            fetch: fetch_config(args.models_dir.as_deref(), &state_dir),
+            smoke: SmokeCommand::this_exe(Duration::from_secs(900))
+                .context("cannot find this executable for the smoke test")?,
+            allow_smoke_skipped: args.allow_smoke_skipped,
+            force: false,
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        daemon::log(&format!(
+            "starting: server {}, state dir {}",
+            opts.server,
+            opts.apply.state_dir.display()
+        ));
+        daemon::run(opts, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("2d").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

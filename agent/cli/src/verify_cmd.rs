@@ -1,0 +1,70 @@
+//! `fleetfit-agent verify PATH`: the smoke inference on one model file or snapshot directory,
+//! printed as text (one line per field) or as the JSON `SmokeReport`. `apply` runs this command
+//! as a child process, so a crash or out-of-memory kill in the inference engine never takes the
+//! agent down and the peak memory measured is the inference's own. Exit 0 when passed or
+//! skipped (skipped is printed as SKIPPED, never as ok), 1 when failed.
+
+use crate::{OutputFormat, VerifyArgs};
+use fleetfit_verify::{SmokeOptions, SmokeOutcome, SmokeReport, verify_path};
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    // candle reads CANDLE_NUM_THREADS (and RAYON_NUM_THREADS) itself when its pools start.
+    let opts = SmokeOptions {
+        prompt: args.prompt.clone(),
+        max_new_tokens: args.max_new_tokens,
+        ..SmokeOptions::default()
+    };
+    let report = verify_path(&args.path, &opts);
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print!("{}", text(&report)),
+    }
+    Ok(match report.outcome {
+        SmokeOutcome::Passed | SmokeOutcome::Skipped => ExitCode::SUCCESS,
+        SmokeOutcome::Failed => ExitCode::from(1),
+    })
+}
+
+fn text(r: &SmokeReport) -> String {
+    let mut s = String::new();
+    let outcome = match r.outcome {
+        SmokeOutcome::Passed => "passed",
+        SmokeOutcome::Failed => "FAILED",
+        SmokeOutcome::Skipped => "SKIPPED (not a pass: the model was not run)",
+    };
+    let opt = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    let _ = writeln!(s, "smoke:              {outcome}");
+    let _ = writeln!(s, "detail:             {}", r.detail);
+    let _ = writeln!(s, "path:               {}", r.path);
+    let _ = writeln!(s, "format:             {}", r.format);
+    let _ = writeln!(s, "architecture:       {}", opt(r.architecture.as_deref()));
+    let _ = writeln!(s, "tokenizer:          {}", opt(r.tokenizer.as_deref()));
+    let _ = writeln!(s, "requantized:        {}", opt(r.requantized.as_deref()));
+    let _ = writeln!(s, "load_seconds:       {:.3}", r.load_seconds);
+    let _ = writeln!(
+        s,
+        "prompt_tokens:      {} ({:.1} tok/s)",
+        r.prompt_tokens, r.prompt_tokens_per_second
+    );
+    let _ = writeln!(s, "tokens_per_second:  {:.1}", r.tokens_per_second);
+    let _ = writeln!(
+        s,
+        "generated_text:     {}",
+        r.generated_text
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), |t| format!("{t:?}"))
+    );
+    let _ = writeln!(s, "generated_ids:      {:?}", r.generated_ids);
+    if let Some(d) = r.embedding_dim {
+        let _ = writeln!(s, "embedding_dim:      {d}");
+    }
+    if let Some(n) = r.embedding_norm {
+        let _ = writeln!(s, "embedding_norm:     {n:.4} (before normalising)");
+    }
+    let _ = writeln!(s, "peak_rss_bytes:     {}", r.peak_rss_bytes);
+    let _ = writeln!(s, "file_bytes:         {}", r.file_bytes);
+    let _ = writeln!(s, "total_seconds:      {:.3}", r.total_seconds);
+    s
+}
