@@ -39,6 +39,9 @@ pub enum Fault {
     Stall,
     /// `HEAD` and `GET` of the resolve URL answer `401` without `Authorization: Bearer <token>`.
     RequireToken(String),
+    /// The next CDN `GET` writes `n` bytes, then holds the connection open for 20 s sending
+    /// nothing (once): a client killed meanwhile leaves a partial download behind.
+    StallAfter(u64),
 }
 
 /// One request as the hub saw it.
@@ -177,8 +180,12 @@ impl TestHub {
 
     fn insert(&self, repo: &str, file: &str, entry: Entry) {
         let mut st = lock(&self.state);
-        st.cdn.insert(entry.etag.clone(), (repo.to_owned(), file.to_owned()));
-        st.repos.entry(repo.to_owned()).or_default().insert(file.to_owned(), entry);
+        st.cdn
+            .insert(entry.etag.clone(), (repo.to_owned(), file.to_owned()));
+        st.repos
+            .entry(repo.to_owned())
+            .or_default()
+            .insert(file.to_owned(), entry);
     }
 
     /// Adds an LFS-style file: `ETag`/`X-Linked-Etag` = sha256, `X-Linked-Size`, served from the CDN.
@@ -188,7 +195,13 @@ impl TestHub {
     }
 
     /// Like [`TestHub::add_file`], but `X-Linked-Size` advertises `advertised` (to fake a huge file).
-    pub fn add_file_with_advertised_size(&self, repo: &str, file: &str, bytes: Vec<u8>, advertised: u64) {
+    pub fn add_file_with_advertised_size(
+        &self,
+        repo: &str,
+        file: &str,
+        bytes: Vec<u8>,
+        advertised: u64,
+    ) {
         let sha = sha256_hex(&bytes);
         let size = bytes.len() as u64;
         let entry = Entry {
@@ -245,7 +258,11 @@ impl TestHub {
 
     /// The sha256 of a registered file.
     pub fn sha256(&self, repo: &str, file: &str) -> Option<String> {
-        lock(&self.state).repos.get(repo)?.get(file).map(|e| e.sha256.clone())
+        lock(&self.state)
+            .repos
+            .get(repo)?
+            .get(file)
+            .map(|e| e.sha256.clone())
     }
 
     /// The absolute CDN URL of a registered file (what curl downloads in the benchmark).
@@ -257,12 +274,16 @@ impl TestHub {
 
     /// Injects a fault for one file (replacing any previous one).
     pub fn set_fault(&self, repo: &str, file: &str, fault: Fault) {
-        lock(&self.state).faults.insert((repo.to_owned(), file.to_owned()), fault);
+        lock(&self.state)
+            .faults
+            .insert((repo.to_owned(), file.to_owned()), fault);
     }
 
     /// Removes the fault of one file.
     pub fn clear_fault(&self, repo: &str, file: &str) {
-        lock(&self.state).faults.remove(&(repo.to_owned(), file.to_owned()));
+        lock(&self.state)
+            .faults
+            .remove(&(repo.to_owned(), file.to_owned()));
     }
 
     /// Every request seen so far, in arrival order.
@@ -292,7 +313,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -317,7 +341,11 @@ fn read_request(stream: &TcpStream) -> io::Result<Request> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    Ok(Request { method, target, headers })
+    Ok(Request {
+        method,
+        target,
+        headers,
+    })
 }
 
 fn reason(status: u16) -> &'static str {
@@ -336,17 +364,30 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_head(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], content_length: u64) -> io::Result<()> {
+fn write_head(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    content_length: u64,
+) -> io::Result<()> {
     let mut s = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in headers {
         let _ = write!(s, "{k}: {v}\r\n");
     }
-    let _ = write!(s, "Content-Length: {content_length}\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(s.as_bytes())
 }
 
 fn simple(stream: &mut TcpStream, req: &Request, status: u16, body: &str) -> io::Result<()> {
-    write_head(stream, status, &[("Content-Type", "text/plain".to_owned())], body.len() as u64)?;
+    write_head(
+        stream,
+        status,
+        &[("Content-Type", "text/plain".to_owned())],
+        body.len() as u64,
+    )?;
     if req.method != "HEAD" {
         stream.write_all(body.as_bytes())?;
     }
@@ -355,7 +396,12 @@ fn simple(stream: &mut TcpStream, req: &Request, status: u16, body: &str) -> io:
 
 fn json(stream: &mut TcpStream, req: &Request, body: &serde_json::Value) -> io::Result<()> {
     let body = body.to_string();
-    write_head(stream, 200, &[("Content-Type", "application/json".to_owned())], body.len() as u64)?;
+    write_head(
+        stream,
+        200,
+        &[("Content-Type", "application/json".to_owned())],
+        body.len() as u64,
+    )?;
     if req.method != "HEAD" {
         stream.write_all(body.as_bytes())?;
     }
@@ -395,8 +441,12 @@ fn route(state: &Mutex<State>, stream: &mut TcpStream, req: &Request) -> io::Res
                 drop(st);
                 return simple(stream, req, 404, "Repository not found");
             };
-            let siblings: Vec<_> = files.keys().map(|f| serde_json::json!({ "rfilename": f })).collect();
-            let body = serde_json::json!({ "id": repo, "sha": commit_of(&repo), "siblings": siblings });
+            let siblings: Vec<_> = files
+                .keys()
+                .map(|f| serde_json::json!({ "rfilename": f }))
+                .collect();
+            let body =
+                serde_json::json!({ "id": repo, "sha": commit_of(&repo), "siblings": siblings });
             drop(st);
             json(stream, req, &body)
         }
@@ -421,9 +471,14 @@ fn route(state: &Mutex<State>, stream: &mut TcpStream, req: &Request) -> io::Res
             drop(st);
             json(stream, req, &serde_json::Value::Array(list))
         }
-        [org, name, "resolve", rev, file @ ..] if !file.is_empty() => {
-            resolve(state, stream, req, &format!("{org}/{name}"), rev, &file.join("/"))
-        }
+        [org, name, "resolve", rev, file @ ..] if !file.is_empty() => resolve(
+            state,
+            stream,
+            req,
+            &format!("{org}/{name}"),
+            rev,
+            &file.join("/"),
+        ),
         _ => simple(stream, req, 404, "not found"),
     }
 }
@@ -433,19 +488,35 @@ fn rev_ok(repo: &str, rev: &str) -> bool {
 }
 
 fn etag_matches(req: &Request, etag: &str) -> bool {
-    req.header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/").trim_matches('"') == etag))
+    req.header("if-none-match").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().trim_start_matches("W/").trim_matches('"') == etag)
+    })
 }
 
-fn resolve(state: &Mutex<State>, stream: &mut TcpStream, req: &Request, repo: &str, rev: &str, file: &str) -> io::Result<()> {
+fn resolve(
+    state: &Mutex<State>,
+    stream: &mut TcpStream,
+    req: &Request,
+    repo: &str,
+    rev: &str,
+    file: &str,
+) -> io::Result<()> {
     let mut st = lock(state);
     let key = (repo.to_owned(), file.to_owned());
     match st.faults.get(&key).cloned() {
         Some(Fault::RequireToken(tok)) => {
-            let ok = req.header("authorization").is_some_and(|v| v == format!("Bearer {tok}"));
+            let ok = req
+                .header("authorization")
+                .is_some_and(|v| v == format!("Bearer {tok}"));
             if !ok {
                 drop(st);
-                return simple(stream, req, 401, "Invalid credentials in Authorization header");
+                return simple(
+                    stream,
+                    req,
+                    401,
+                    "Invalid credentials in Authorization header",
+                );
             }
         }
         Some(Fault::Status(code)) if req.method == "GET" => {
@@ -472,7 +543,12 @@ fn resolve(state: &Mutex<State>, stream: &mut TcpStream, req: &Request, repo: &s
     let commit = commit_of(repo);
     let quoted = format!("\"{}\"", e.etag);
     if etag_matches(req, &e.etag) {
-        return write_head(stream, 304, &[("ETag", quoted), ("X-Repo-Commit", commit)], 0);
+        return write_head(
+            stream,
+            304,
+            &[("ETag", quoted), ("X-Repo-Commit", commit)],
+            0,
+        );
     }
     if e.lfs {
         let location = match cdn_host {
@@ -488,7 +564,11 @@ fn resolve(state: &Mutex<State>, stream: &mut TcpStream, req: &Request, repo: &s
         ];
         return write_head(stream, 302, &headers, 0);
     }
-    let headers = [("ETag", quoted), ("X-Repo-Commit", commit), ("Accept-Ranges", "bytes".to_owned())];
+    let headers = [
+        ("ETag", quoted),
+        ("X-Repo-Commit", commit),
+        ("Accept-Ranges", "bytes".to_owned()),
+    ];
     serve_bytes(stream, req, &e, &headers, None)
 }
 
@@ -503,13 +583,23 @@ fn cdn(state: &Mutex<State>, stream: &mut TcpStream, req: &Request, etag: &str) 
         return simple(stream, req, 404, "no such object");
     };
     let key = (repo, file);
-    let fault = if req.method == "GET" { st.faults.get(&key).cloned() } else { None };
-    if matches!(fault, Some(Fault::CutAfter(_) | Fault::Stall)) {
+    let fault = if req.method == "GET" {
+        st.faults.get(&key).cloned()
+    } else {
+        None
+    };
+    if matches!(
+        fault,
+        Some(Fault::CutAfter(_) | Fault::Stall | Fault::StallAfter(_))
+    ) {
         st.faults.remove(&key);
     }
     drop(st);
-    let headers = [("ETag", format!("\"{}\"", e.etag)), ("Accept-Ranges", "bytes".to_owned())];
-    serve_bytes(stream, req, &e, &headers, fault)
+    let headers = [
+        ("ETag", format!("\"{}\"", e.etag)),
+        ("Accept-Ranges", "bytes".to_owned()),
+    ];
+    serve_bytes(stream, req, &e, &headers, fault.as_ref())
 }
 
 /// Parses `bytes=N-` / `bytes=N-M` against `size`: `Ok(None)` = no range, `Err(())` = not satisfiable.
@@ -518,14 +608,27 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let spec = v.trim().strip_prefix("bytes=").ok_or(())?;
     let (a, b) = spec.split_once('-').ok_or(())?;
     let start: u64 = a.trim().parse().map_err(|_| ())?;
-    let end = if b.trim().is_empty() { size.saturating_sub(1) } else { b.trim().parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+    let end = if b.trim().is_empty() {
+        size.saturating_sub(1)
+    } else {
+        b.trim()
+            .parse::<u64>()
+            .map_err(|_| ())?
+            .min(size.saturating_sub(1))
+    };
     if start >= size || end < start {
         return Err(());
     }
     Ok(Some((start, end)))
 }
 
-fn serve_bytes(stream: &mut TcpStream, req: &Request, e: &Entry, base: &[(&str, String)], fault: Option<Fault>) -> io::Result<()> {
+fn serve_bytes(
+    stream: &mut TcpStream,
+    req: &Request,
+    e: &Entry,
+    base: &[(&str, String)],
+    fault: Option<&Fault>,
+) -> io::Result<()> {
     let mut headers: Vec<(&str, String)> = base.to_vec();
     headers.push(("Content-Type", "application/octet-stream".to_owned()));
     let (status, start, end) = match parse_range(req.header("range"), e.size) {
@@ -549,8 +652,10 @@ fn serve_bytes(stream: &mut TcpStream, req: &Request, e: &Entry, base: &[(&str, 
             thread::sleep(Duration::from_secs(20));
             return Ok(());
         }
-        Some(Fault::CutAfter(n)) => (start.saturating_add(n).min(end), None),
-        Some(Fault::CorruptByte(off)) => (end, Some(off)),
+        Some(Fault::CutAfter(n) | Fault::StallAfter(n)) => {
+            (start.saturating_add(*n).min(end), None)
+        }
+        Some(Fault::CorruptByte(off)) => (end, Some(*off)),
         _ => (end, None),
     };
     let mut pos = start;
@@ -587,6 +692,10 @@ fn serve_bytes(stream: &mut TcpStream, req: &Request, e: &Entry, base: &[(&str, 
             }
         }
     }
+    if let Some(Fault::StallAfter(_)) = fault {
+        stream.flush()?;
+        thread::sleep(Duration::from_secs(20));
+    }
     Ok(())
 }
 
@@ -597,7 +706,10 @@ mod tests {
     #[test]
     fn git_blob_sha1_matches_git() {
         // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(git_blob_sha1(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(
+            git_blob_sha1(b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 
     #[test]
