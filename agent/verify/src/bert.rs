@@ -3,7 +3,7 @@
 //! over the attention mask and L2 normalisation, and requires finite values and unit norm.
 //! Other safetensors architectures are skipped, never passed.
 
-use crate::{fail, first_line, per_second, SmokeReport, Stop, VerifyError};
+use crate::{SmokeReport, Stop, VerifyError, fail, first_line, per_second};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
@@ -33,7 +33,7 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
             return fail(format!(
                 "cannot read `{}` (a safetensors model needs its config.json beside it): {e}",
                 config_path.display()
-            ))
+            ));
         }
     };
     let raw: serde_json::Value = match serde_json::from_str(&config_text) {
@@ -71,7 +71,7 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
             return fail(format!(
                 "`{}` is not a BERT config candle can read: {e}",
                 config_path.display()
-            ))
+            ));
         }
     };
     let tok_path = companion(weights, "tokenizer.json");
@@ -81,7 +81,7 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
             return fail(format!(
                 "cannot load `{}` (the model's tokenizer must sit beside it): {e}",
                 tok_path.display()
-            ))
+            ));
         }
     };
     let tensors = match candle_core::safetensors::load(weights, device) {
@@ -90,18 +90,27 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
             return fail(format!(
                 "cannot read the safetensors file (truncated or corrupt?): {}",
                 first_line(&e)
-            ))
+            ));
         }
     };
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let model = match BertModel::load(vb, &config) {
         Ok(m) => m,
-        Err(e) => return fail(format!("candle cannot load the BERT model: {}", first_line(&e))),
+        Err(e) => {
+            return fail(format!(
+                "candle cannot load the BERT model: {}",
+                first_line(&e)
+            ));
+        }
     };
     Ok(Encoder {
         model,
         tokenizer,
-        model_type: if model_type.is_empty() { "bert".into() } else { model_type },
+        model_type: if model_type.is_empty() {
+            "bert".into()
+        } else {
+            model_type
+        },
         device: device.clone(),
     })
 }
@@ -134,7 +143,10 @@ impl Encoder {
 }
 
 fn l2(v: &[f32]) -> f64 {
-    v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()
+    v.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn normalise(v: &[f32]) -> Vec<f32> {
@@ -159,7 +171,9 @@ pub(crate) fn run(weights: &Path, device: &Device, report: &mut SmokeReport) -> 
     report.prompt_tokens_per_second = per_second(n, secs);
     report.tokens_per_second = report.prompt_tokens_per_second;
     if let Some((i, x)) = pooled.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return fail(format!("embedding value {i} is {x}: the weights are corrupt"));
+        return fail(format!(
+            "embedding value {i} is {x}: the weights are corrupt"
+        ));
     }
     let raw_norm = l2(&pooled);
     if raw_norm <= 0.0 {
@@ -168,7 +182,9 @@ pub(crate) fn run(weights: &Path, device: &Device, report: &mut SmokeReport) -> 
     let unit = normalise(&pooled);
     let norm = l2(&unit);
     if (norm - 1.0).abs() > 1e-3 {
-        return fail(format!("the normalised embedding has norm {norm:.6}, not 1"));
+        return fail(format!(
+            "the normalised embedding has norm {norm:.6}, not 1"
+        ));
     }
     report.embedding_dim = Some(unit.len());
     report.embedding_norm = Some(raw_norm);

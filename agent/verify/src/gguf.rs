@@ -5,7 +5,7 @@
 //! scalar path (Q4_1, Q5_0, Q5_1) are requantised to Q8_0 at load on the CPU, which candle runs
 //! with SIMD kernels.
 
-use crate::{fail, first_line, per_second, SmokeOptions, SmokeReport, Stop};
+use crate::{SmokeOptions, SmokeReport, Stop, fail, first_line, per_second};
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -259,7 +259,7 @@ fn check_spec(ct: &Content, spec: &Spec) -> Result<(), Stop> {
             None => {
                 return fail(format!(
                     "metadata key `{key}` is missing (candle's {arch} loader needs it as {want})"
-                ))
+                ));
             }
             Some(Value::U32(_)) if *kind == Kind::U32 => {}
             Some(Value::F32(_)) if *kind == Kind::F32 => {}
@@ -267,7 +267,7 @@ fn check_spec(ct: &Content, spec: &Spec) -> Result<(), Stop> {
                 return fail(format!(
                     "metadata key `{key}` is {}, candle's {arch} loader needs {want}",
                     value_type_name(v)
-                ))
+                ));
             }
         }
     }
@@ -317,10 +317,11 @@ fn requantize<R: Read + Seek>(
     names.sort();
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for (_, n) in &names {
-        if let Some(i) = ct.tensor_infos.get(n) {
-            if SCALAR_PATH.contains(&i.ggml_dtype) && i.shape.dims().last().is_some_and(|d| d % 32 == 0) {
-                *counts.entry(format!("{:?}", i.ggml_dtype)).or_default() += 1;
-            }
+        if let Some(i) = ct.tensor_infos.get(n)
+            && SCALAR_PATH.contains(&i.ggml_dtype)
+            && i.shape.dims().last().is_some_and(|d| d % 32 == 0)
+        {
+            *counts.entry(format!("{:?}", i.ggml_dtype)).or_default() += 1;
         }
     }
     if counts.is_empty() {
@@ -409,7 +410,13 @@ pub(crate) fn default_prompt(template: Option<&str>) -> String {
 }
 
 /// End-of-turn tokens besides `eos_token_id` that chat templates end an answer with.
-const END_TOKENS: &[&str] = &["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>"];
+const END_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+];
 
 fn fixed_ids(vocab: usize) -> Vec<u32> {
     let v = vocab.max(1) as u64;
@@ -437,7 +444,7 @@ fn check_finite(logits: &[f32], vocab: usize, when: &str) -> Result<u32, Stop> {
         }
         lowest = lowest.min(*x);
     }
-    if logits.len() > 1 && lowest == logits[best] {
+    if logits.len() > 1 && lowest.to_bits() == logits[best].to_bits() {
         // candle's quantized matmul quantises activations with a NaN-ignoring max, so a NaN hidden
         // state comes out as all-equal (zero) logits rather than NaN: treat that as corrupt too.
         return fail(format!(
@@ -467,7 +474,7 @@ pub(crate) fn run(
             return fail(format!(
                 "cannot read the GGUF header ({file_bytes} bytes; truncated, corrupt or not GGUF): {}",
                 first_line(&e)
-            ))
+            ));
         }
     };
     check_extents(&ct, file_bytes)?;
@@ -517,7 +524,11 @@ pub(crate) fn run(
             .unwrap_or_else(|| default_prompt(meta_str(&ct, "tokenizer.chat_template")));
         match tok.encode(prompt.as_str(), true) {
             Ok(enc) => enc.get_ids().to_vec(),
-            Err(e) => return fail(format!("the embedded tokenizer cannot encode the prompt: {e}")),
+            Err(e) => {
+                return fail(format!(
+                    "the embedded tokenizer cannot encode the prompt: {e}"
+                ));
+            }
         }
     } else {
         report.tokenizer = Some("fixed-ids".to_owned());
@@ -535,7 +546,8 @@ pub(crate) fn run(
 
     if arch == "qwen3" && dev.is_cpu() {
         // candle's qwen3 runs F16 activations unless told otherwise; F32 is the CPU's native type.
-        ct.metadata.insert("general.dtype".to_owned(), Value::U32(0));
+        ct.metadata
+            .insert("general.dtype".to_owned(), Value::U32(0));
     }
     let converted = if dev.is_cpu() {
         match requantize(&mut ct, &mut reader) {
@@ -558,16 +570,19 @@ pub(crate) fn run(
             return fail(format!(
                 "candle cannot load the {arch} model: {}",
                 first_line(&e)
-            ))
+            ));
         }
     };
     report.load_seconds = started.elapsed().as_secs_f64();
 
     // Prompt.
     let t0 = Instant::now();
-    let logits = model
-        .forward(&prompt_ids, 0, dev)
-        .map_err(|e| Stop::Failed(format!("the forward pass on the prompt failed: {}", first_line(&e))))?;
+    let logits = model.forward(&prompt_ids, 0, dev).map_err(|e| {
+        Stop::Failed(format!(
+            "the forward pass on the prompt failed: {}",
+            first_line(&e)
+        ))
+    })?;
     let mut next = check_finite(&logits, vocab, "after the prompt")?;
     let prompt_s = t0.elapsed().as_secs_f64();
     report.prompt_tokens_per_second = per_second(prompt_ids.len(), prompt_s);
@@ -584,7 +599,11 @@ pub(crate) fn run(
                 first_line(&e)
             ))
         })?;
-        next = check_finite(&logits, vocab, &format!("at decode step {}", generated.len()))?;
+        next = check_finite(
+            &logits,
+            vocab,
+            &format!("at decode step {}", generated.len()),
+        )?;
         generated.push(next);
         pos += 1;
     }

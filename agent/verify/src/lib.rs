@@ -43,6 +43,7 @@ pub enum SmokeDevice {
 }
 
 impl SmokeDevice {
+    #[allow(clippy::unnecessary_wraps)] // `Err` with the cuda/metal features
     fn candle(self) -> Result<candle_core::Device, String> {
         match self {
             Self::Cpu => Ok(candle_core::Device::Cpu),

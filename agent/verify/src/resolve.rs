@@ -1,7 +1,7 @@
 //! Turns the path the user gave (a GGUF file, a safetensors file, or an HF snapshot directory of
 //! symlinks into blobs) into the one model file to check. Reads directory listings only.
 
-use crate::{fail, Stop};
+use crate::{Stop, fail};
 use std::path::{Path, PathBuf};
 
 /// The model file to check, by format.
@@ -30,14 +30,14 @@ pub(crate) fn resolve(path: &Path) -> Result<Target, Stop> {
     if meta.is_dir() {
         return resolve_dir(path);
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if name.ends_with(".gguf") {
+    if ext == "gguf" {
         return Ok(Target::Gguf(path.to_owned()));
     }
-    if name.ends_with(".safetensors") {
+    if ext == "safetensors" {
         return Ok(Target::Safetensors(path.to_owned()));
     }
     // No telling extension (an HF blob is named by its digest): sniff the magic.
@@ -86,7 +86,10 @@ fn resolve_dir(dir: &Path) -> Result<Target, Stop> {
     if names.iter().any(|n| n == "model.safetensors") {
         return Ok(Target::Safetensors(dir.join("model.safetensors")));
     }
-    let shards: Vec<&String> = names.iter().filter(|n| n.ends_with(".safetensors")).collect();
+    let shards: Vec<&String> = names
+        .iter()
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
     if let [one] = shards.as_slice() {
         return Ok(Target::Safetensors(dir.join(one)));
     }

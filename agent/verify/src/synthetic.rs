@@ -121,7 +121,12 @@ impl Writer {
 
     /// An F32 vector (norm weights near 1, biases near 0).
     fn vector(&mut self, name: &str, n: usize, around: f32) -> Result<(), VerifyError> {
-        let data: Vec<f32> = self.rng.values(n, 0.05).iter().map(|v| v + around).collect();
+        let data: Vec<f32> = self
+            .rng
+            .values(n, 0.05)
+            .iter()
+            .map(|v| v + around)
+            .collect();
         let t = Tensor::from_vec(data, n, &Device::Cpu).map_err(|e| model_err(&e))?;
         let q = QTensor::quantize(&t, GgmlDType::F32).map_err(|e| model_err(&e))?;
         self.tensors.push((name.to_owned(), q));
@@ -150,7 +155,7 @@ pub fn write_tiny_gguf(
         TinyDtype::Q8_0 => 64,
         TinyDtype::Q4K => 256,
     };
-    let d = Dims {
+    let dims = Dims {
         hidden,
         heads: 4,
         kv_heads: 2,
@@ -159,7 +164,7 @@ pub fn write_tiny_gguf(
         blocks: 2,
         vocab: tokens.len(),
     };
-    let mut w = Writer {
+    let mut wr = Writer {
         rng: XorShift(0x9E37_79B9_7F4A_7C15 ^ arch.len() as u64),
         dtype: match dtype {
             TinyDtype::Q8_0 => GgmlDType::Q8_0,
@@ -169,14 +174,17 @@ pub fn write_tiny_gguf(
     };
     let u = |v: usize| Value::U32(v as u32);
     let mut md: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String(arch.to_owned())),
+        (
+            "general.architecture".into(),
+            Value::String(arch.to_owned()),
+        ),
         ("general.name".into(), Value::String(format!("tiny-{arch}"))),
-        (format!("{arch}.embedding_length"), u(d.hidden)),
-        (format!("{arch}.block_count"), u(d.blocks)),
+        (format!("{arch}.embedding_length"), u(dims.hidden)),
+        (format!("{arch}.block_count"), u(dims.blocks)),
         (format!("{arch}.context_length"), u(512)),
-        (format!("{arch}.feed_forward_length"), u(d.ffn)),
-        (format!("{arch}.attention.head_count"), u(d.heads)),
-        (format!("{arch}.attention.head_count_kv"), u(d.kv_heads)),
+        (format!("{arch}.feed_forward_length"), u(dims.ffn)),
+        (format!("{arch}.attention.head_count"), u(dims.heads)),
+        (format!("{arch}.attention.head_count_kv"), u(dims.kv_heads)),
         (
             format!("{arch}.attention.layer_norm_rms_epsilon"),
             Value::F32(1e-5),
@@ -184,11 +192,11 @@ pub fn write_tiny_gguf(
         (format!("{arch}.rope.freq_base"), Value::F32(10_000.0)),
     ];
     match arch {
-        "llama" | "phi3" => md.push((format!("{arch}.rope.dimension_count"), u(d.head_dim))),
-        "qwen3" => md.push((format!("{arch}.attention.key_length"), u(d.head_dim))),
+        "llama" | "phi3" => md.push((format!("{arch}.rope.dimension_count"), u(dims.head_dim))),
+        "qwen3" => md.push((format!("{arch}.attention.key_length"), u(dims.head_dim))),
         "gemma3" => {
-            md.push((format!("{arch}.attention.key_length"), u(d.head_dim)));
-            md.push((format!("{arch}.attention.value_length"), u(d.head_dim)));
+            md.push((format!("{arch}.attention.key_length"), u(dims.head_dim)));
+            md.push((format!("{arch}.attention.value_length"), u(dims.head_dim)));
             md.push((format!("{arch}.attention.sliding_window"), u(64)));
         }
         _ => {}
@@ -218,42 +226,42 @@ pub fn write_tiny_gguf(
         ]);
     }
 
-    let (h, hd, kvd) = (d.hidden, d.head_dim, d.kv_heads * d.head_dim);
-    w.matrix("token_embd.weight", d.vocab, h)?;
-    w.vector("output_norm.weight", h, 1.0)?;
-    w.matrix("output.weight", d.vocab, h)?;
-    for b in 0..d.blocks {
+    let (h, hd, kvd) = (dims.hidden, dims.head_dim, dims.kv_heads * dims.head_dim);
+    wr.matrix("token_embd.weight", dims.vocab, h)?;
+    wr.vector("output_norm.weight", h, 1.0)?;
+    wr.matrix("output.weight", dims.vocab, h)?;
+    for b in 0..dims.blocks {
         let p = format!("blk.{b}");
-        w.vector(&format!("{p}.attn_norm.weight"), h, 1.0)?;
-        w.vector(&format!("{p}.ffn_norm.weight"), h, 1.0)?;
-        w.matrix(&format!("{p}.ffn_down.weight"), h, d.ffn)?;
+        wr.vector(&format!("{p}.attn_norm.weight"), h, 1.0)?;
+        wr.vector(&format!("{p}.ffn_norm.weight"), h, 1.0)?;
+        wr.matrix(&format!("{p}.ffn_down.weight"), h, dims.ffn)?;
         if arch == "phi3" {
-            w.matrix(&format!("{p}.attn_qkv.weight"), h + 2 * kvd, h)?;
-            w.matrix(&format!("{p}.attn_output.weight"), h, h)?;
-            w.matrix(&format!("{p}.ffn_up.weight"), 2 * d.ffn, h)?;
+            wr.matrix(&format!("{p}.attn_qkv.weight"), h + 2 * kvd, h)?;
+            wr.matrix(&format!("{p}.attn_output.weight"), h, h)?;
+            wr.matrix(&format!("{p}.ffn_up.weight"), 2 * dims.ffn, h)?;
             continue;
         }
-        w.matrix(&format!("{p}.attn_q.weight"), d.heads * hd, h)?;
-        w.matrix(&format!("{p}.attn_k.weight"), kvd, h)?;
-        w.matrix(&format!("{p}.attn_v.weight"), kvd, h)?;
-        w.matrix(&format!("{p}.attn_output.weight"), h, d.heads * hd)?;
-        w.matrix(&format!("{p}.ffn_gate.weight"), d.ffn, h)?;
-        w.matrix(&format!("{p}.ffn_up.weight"), d.ffn, h)?;
+        wr.matrix(&format!("{p}.attn_q.weight"), dims.heads * hd, h)?;
+        wr.matrix(&format!("{p}.attn_k.weight"), kvd, h)?;
+        wr.matrix(&format!("{p}.attn_v.weight"), kvd, h)?;
+        wr.matrix(&format!("{p}.attn_output.weight"), h, dims.heads * hd)?;
+        wr.matrix(&format!("{p}.ffn_gate.weight"), dims.ffn, h)?;
+        wr.matrix(&format!("{p}.ffn_up.weight"), dims.ffn, h)?;
         if arch == "qwen2" {
-            w.vector(&format!("{p}.attn_q.bias"), d.heads * hd, 0.0)?;
-            w.vector(&format!("{p}.attn_k.bias"), kvd, 0.0)?;
-            w.vector(&format!("{p}.attn_v.bias"), kvd, 0.0)?;
+            wr.vector(&format!("{p}.attn_q.bias"), dims.heads * hd, 0.0)?;
+            wr.vector(&format!("{p}.attn_k.bias"), kvd, 0.0)?;
+            wr.vector(&format!("{p}.attn_v.bias"), kvd, 0.0)?;
         }
         if arch == "qwen3" || arch == "gemma3" {
-            w.vector(&format!("{p}.attn_q_norm.weight"), hd, 1.0)?;
-            w.vector(&format!("{p}.attn_k_norm.weight"), hd, 1.0)?;
+            wr.vector(&format!("{p}.attn_q_norm.weight"), hd, 1.0)?;
+            wr.vector(&format!("{p}.attn_k_norm.weight"), hd, 1.0)?;
         }
         if arch == "gemma3" {
-            w.vector(&format!("{p}.post_attention_norm.weight"), h, 1.0)?;
-            w.vector(&format!("{p}.post_ffw_norm.weight"), h, 1.0)?;
+            wr.vector(&format!("{p}.post_attention_norm.weight"), h, 1.0)?;
+            wr.vector(&format!("{p}.post_ffw_norm.weight"), h, 1.0)?;
         }
     }
-    write_gguf(path, &md, &w.tensors)
+    write_gguf(path, &md, &wr.tensors)
 }
 
 /// Writes metadata and tensors as a GGUF file (candle's writer: GGUF v2, 32-byte alignment).
@@ -270,8 +278,16 @@ pub fn write_gguf(
     std::io::Write::flush(&mut out).map_err(|e| io_err(path, e))
 }
 
-/// Reads a GGUF's metadata and tensors back (to write a modified copy in tests).
-pub fn read_gguf(path: &Path) -> Result<(Vec<(String, Value)>, Vec<(String, QTensor)>), VerifyError> {
+/// A GGUF string value (so callers need not depend on candle to edit metadata).
+pub fn string_value(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+/// A GGUF's metadata and tensors, each sorted by name.
+pub type GgufParts = (Vec<(String, Value)>, Vec<(String, QTensor)>);
+
+/// Reads a GGUF's metadata and tensors back, to write a modified copy in tests.
+pub fn read_gguf(path: &Path) -> Result<GgufParts, VerifyError> {
     let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
     let mut r = std::io::BufReader::new(file);
     let ct = gguf_file::Content::read(&mut r).map_err(|e| model_err(&e))?;
@@ -279,7 +295,9 @@ pub fn read_gguf(path: &Path) -> Result<(Vec<(String, Value)>, Vec<(String, QTen
     names.sort();
     let mut tensors = Vec::new();
     for n in names {
-        let t = ct.tensor(&mut r, n, &Device::Cpu).map_err(|e| model_err(&e))?;
+        let t = ct
+            .tensor(&mut r, n, &Device::Cpu)
+            .map_err(|e| model_err(&e))?;
         tensors.push((n.clone(), t));
     }
     let mut md: Vec<(String, Value)> = ct.metadata.into_iter().collect();
@@ -300,7 +318,8 @@ const BERT_WORDS: &[&str] = &[
 /// the vocab.txt it was built from.
 pub fn write_tiny_bert(dir: &Path) -> Result<(), VerifyError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let (hidden, layers, inter, vocab, max_pos) = (32usize, 2usize, 64usize, BERT_WORDS.len(), 64usize);
+    let (hidden, layers, inter, vocab, max_pos) =
+        (32usize, 2usize, 64usize, BERT_WORDS.len(), 64usize);
     let config = serde_json::json!({
         "architectures": ["BertModel"],
         "model_type": "bert",
@@ -320,33 +339,65 @@ pub fn write_tiny_bert(dir: &Path) -> Result<(), VerifyError> {
         "position_embedding_type": "absolute",
     });
     let config_path = dir.join("config.json");
-    let text = serde_json::to_string_pretty(&config).map_err(|e| VerifyError::Model(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&config).map_err(|e| VerifyError::Model(e.to_string()))?;
     std::fs::write(&config_path, text + "\n").map_err(|e| io_err(&config_path, e))?;
 
     let mut rng = XorShift(0x0BE5_7BE5_7BE5_7001);
     let mut ts: HashMap<String, Tensor> = HashMap::new();
-    let mut put = |name: &str, shape: &[usize], around: f32, scale: f32| -> Result<(), VerifyError> {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = rng.values(n, scale).iter().map(|v| v + around).collect();
-        let t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| model_err(&e))?;
-        ts.insert(name.to_owned(), t);
-        Ok(())
-    };
+    let mut put =
+        |name: &str, shape: &[usize], around: f32, scale: f32| -> Result<(), VerifyError> {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = rng.values(n, scale).iter().map(|v| v + around).collect();
+            let t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| model_err(&e))?;
+            ts.insert(name.to_owned(), t);
+            Ok(())
+        };
     let ws = 1.0 / (hidden as f32).sqrt();
-    put("embeddings.word_embeddings.weight", &[vocab, hidden], 0.0, 0.5)?;
-    put("embeddings.position_embeddings.weight", &[max_pos, hidden], 0.0, 0.1)?;
-    put("embeddings.token_type_embeddings.weight", &[2, hidden], 0.0, 0.1)?;
+    put(
+        "embeddings.word_embeddings.weight",
+        &[vocab, hidden],
+        0.0,
+        0.5,
+    )?;
+    put(
+        "embeddings.position_embeddings.weight",
+        &[max_pos, hidden],
+        0.0,
+        0.1,
+    )?;
+    put(
+        "embeddings.token_type_embeddings.weight",
+        &[2, hidden],
+        0.0,
+        0.1,
+    )?;
     put("embeddings.LayerNorm.weight", &[hidden], 1.0, 0.05)?;
     put("embeddings.LayerNorm.bias", &[hidden], 0.0, 0.05)?;
     for l in 0..layers {
         let p = format!("encoder.layer.{l}");
-        for m in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+        for m in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
             put(&format!("{p}.{m}.weight"), &[hidden, hidden], 0.0, ws)?;
             put(&format!("{p}.{m}.bias"), &[hidden], 0.0, 0.02)?;
         }
-        put(&format!("{p}.intermediate.dense.weight"), &[inter, hidden], 0.0, ws)?;
+        put(
+            &format!("{p}.intermediate.dense.weight"),
+            &[inter, hidden],
+            0.0,
+            ws,
+        )?;
         put(&format!("{p}.intermediate.dense.bias"), &[inter], 0.0, 0.02)?;
-        put(&format!("{p}.output.dense.weight"), &[hidden, inter], 0.0, 1.0 / (inter as f32).sqrt())?;
+        put(
+            &format!("{p}.output.dense.weight"),
+            &[hidden, inter],
+            0.0,
+            1.0 / (inter as f32).sqrt(),
+        )?;
         put(&format!("{p}.output.dense.bias"), &[hidden], 0.0, 0.02)?;
         for n in ["attention.output.LayerNorm", "output.LayerNorm"] {
             put(&format!("{p}.{n}.weight"), &[hidden], 1.0, 0.05)?;
@@ -368,7 +419,8 @@ fn write_wordpiece_tokenizer(path: &Path) -> Result<(), VerifyError> {
     // WordPiece's vocabulary map type is private to tokenizers: go through vocab.txt, which real
     // BERT snapshots ship too.
     let vocab_path = path.with_file_name("vocab.txt");
-    std::fs::write(&vocab_path, BERT_WORDS.join("\n") + "\n").map_err(|e| io_err(&vocab_path, e))?;
+    std::fs::write(&vocab_path, BERT_WORDS.join("\n") + "\n")
+        .map_err(|e| io_err(&vocab_path, e))?;
     let model = WordPiece::from_file(&vocab_path.to_string_lossy())
         .unk_token("[UNK]".to_owned())
         .build()

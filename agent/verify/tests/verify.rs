@@ -3,7 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use fleetfit_verify::synthetic::{self, TinyDtype};
-use fleetfit_verify::{verify_path, SmokeOptions, SmokeOutcome, SmokeReport};
+use fleetfit_verify::{SmokeOptions, SmokeOutcome, SmokeReport, verify_path};
 use std::path::{Path, PathBuf};
 
 /// candle's CPU pool spin-waits, so CI runs these with `CANDLE_NUM_THREADS=1` (.ci/run; see
@@ -28,8 +28,14 @@ fn check(path: &Path) -> SmokeReport {
 fn assert_passed(r: &SmokeReport, tokenizer: &str) {
     assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
     assert_eq!(r.tokenizer.as_deref(), Some(tokenizer), "{}", r.detail);
-    assert!(!r.generated_ids.is_empty() && r.generated_ids.len() <= 8, "{r:?}");
-    assert!(r.prompt_tokens > 0 && r.load_seconds > 0.0 && r.tokens_per_second > 0.0, "{r:?}");
+    assert!(
+        !r.generated_ids.is_empty() && r.generated_ids.len() <= 8,
+        "{r:?}"
+    );
+    assert!(
+        r.prompt_tokens > 0 && r.load_seconds > 0.0 && r.tokens_per_second > 0.0,
+        "{r:?}"
+    );
     assert!(r.peak_rss_bytes > 0);
     assert_eq!(r.format, "gguf");
 }
@@ -45,7 +51,11 @@ fn every_wired_architecture_passes_with_an_embedded_tokenizer() {
         assert_eq!(r.architecture.as_deref(), Some(*arch));
         assert!(r.generated_text.is_some(), "{arch}: {}", r.detail);
         // The ChatML template's prompt: "<|im_start|>" is one special token, not 12 bytes.
-        assert!(r.prompt_tokens < 60, "{arch}: {} prompt tokens", r.prompt_tokens);
+        assert!(
+            r.prompt_tokens < 60,
+            "{arch}: {} prompt tokens",
+            r.prompt_tokens
+        );
     }
 }
 
@@ -87,7 +97,11 @@ fn max_new_tokens_and_the_prompt_are_honoured() {
     assert_eq!(verify_path(&p, &opts).generated_ids, r.generated_ids);
 }
 
-fn with_metadata(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<(String, candle_core::quantized::gguf_file::Value)>)) {
+fn with_metadata(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut Vec<(String, candle_core::quantized::gguf_file::Value)>),
+) {
     let (mut md, ts) = synthetic::read_gguf(src).expect("read back");
     edit(&mut md);
     synthetic::write_gguf(dst, &md, &ts).expect("write edited");
@@ -118,10 +132,16 @@ fn a_missing_or_mistyped_metadata_key_fails_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let src = tiny(dir.path(), "llama", TinyDtype::Q8_0, false);
     let dst = dir.path().join("no-heads.gguf");
-    with_metadata(&src, &dst, |md| md.retain(|(k, _)| k != "llama.attention.head_count"));
+    with_metadata(&src, &dst, |md| {
+        md.retain(|(k, _)| k != "llama.attention.head_count")
+    });
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
-    assert!(r.detail.contains("`llama.attention.head_count` is missing"), "{}", r.detail);
+    assert!(
+        r.detail.contains("`llama.attention.head_count` is missing"),
+        "{}",
+        r.detail
+    );
 
     let dst = dir.path().join("u64-blocks.gguf");
     with_metadata(&src, &dst, |md| {
@@ -133,14 +153,24 @@ fn a_missing_or_mistyped_metadata_key_fails_naming_the_key() {
     });
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
-    assert!(r.detail.contains("`llama.block_count` is u64"), "{}", r.detail);
+    assert!(
+        r.detail.contains("`llama.block_count` is u64"),
+        "{}",
+        r.detail
+    );
 
     let src = tiny(dir.path(), "qwen3", TinyDtype::Q8_0, false);
     let dst = dir.path().join("no-key-length.gguf");
-    with_metadata(&src, &dst, |md| md.retain(|(k, _)| k != "qwen3.attention.key_length"));
+    with_metadata(&src, &dst, |md| {
+        md.retain(|(k, _)| k != "qwen3.attention.key_length")
+    });
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
-    assert!(r.detail.contains("`qwen3.attention.key_length`"), "{}", r.detail);
+    assert!(
+        r.detail.contains("`qwen3.attention.key_length`"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -153,7 +183,11 @@ fn a_missing_tensor_fails_naming_the_tensor() {
     synthetic::write_gguf(&dst, &md, &ts).unwrap();
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
-    assert!(r.detail.contains("`blk.1.attn_k.bias` is missing"), "{}", r.detail);
+    assert!(
+        r.detail.contains("`blk.1.attn_k.bias` is missing"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -171,10 +205,19 @@ fn truncated_files_fail_with_a_message_naming_the_problem() {
         let p = dir.path().join(format!("cut-{cut}.gguf"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
         let r = check(&p);
-        assert_eq!(r.outcome, SmokeOutcome::Failed, "cut at {cut}: {}", r.detail);
+        assert_eq!(
+            r.outcome,
+            SmokeOutcome::Failed,
+            "cut at {cut}: {}",
+            r.detail
+        );
         assert!(r.detail.contains(expect), "cut at {cut}: {}", r.detail);
         if expect == "ends at byte" {
-            assert!(r.detail.contains(&format!("the file has {cut} bytes")), "{}", r.detail);
+            assert!(
+                r.detail.contains(&format!("the file has {cut} bytes")),
+                "{}",
+                r.detail
+            );
             assert!(r.detail.contains("tensor `"), "{}", r.detail);
         }
     }
@@ -184,7 +227,9 @@ fn truncated_files_fail_with_a_message_naming_the_problem() {
 fn garbage_and_empty_files_fail() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("garbage.gguf");
-    let junk: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..10_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&p, junk).unwrap();
     let r = check(&p);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
@@ -205,8 +250,14 @@ fn nan_weights_fail_the_forward_check() {
     for (n, t) in &mut ts {
         if n == "output_norm.weight" {
             let len = t.shape().elem_count();
-            let nan = candle_core::Tensor::from_vec(vec![f32::NAN; len], len, &candle_core::Device::Cpu).unwrap();
-            *t = candle_core::quantized::QTensor::quantize(&nan, candle_core::quantized::GgmlDType::F32).unwrap();
+            let nan =
+                candle_core::Tensor::from_vec(vec![f32::NAN; len], len, &candle_core::Device::Cpu)
+                    .unwrap();
+            *t = candle_core::quantized::QTensor::quantize(
+                &nan,
+                candle_core::quantized::GgmlDType::F32,
+            )
+            .unwrap();
         }
     }
     let dst = dir.path().join("nan.gguf");
@@ -214,7 +265,11 @@ fn nan_weights_fail_the_forward_check() {
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
     // candle's Q8 activation quantisation turns the NaN hidden state into all-zero logits.
-    assert!(r.detail.contains("is NaN") || r.detail.contains("degenerate"), "{}", r.detail);
+    assert!(
+        r.detail.contains("is NaN") || r.detail.contains("degenerate"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -226,7 +281,8 @@ fn directories_and_symlinks_resolve_like_an_hf_snapshot() {
     std::fs::create_dir_all(&snap).unwrap();
     let blob = blobs.join("0123456789abcdef");
     synthetic::write_tiny_gguf(&blob, "phi3", TinyDtype::Q8_0, true).unwrap();
-    std::os::unix::fs::symlink("../../blobs/0123456789abcdef", snap.join("model.Q8_0.gguf")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/0123456789abcdef", snap.join("model.Q8_0.gguf"))
+        .unwrap();
     let r = check(&snap);
     assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
     assert!(r.path.ends_with("model.Q8_0.gguf"));
@@ -245,7 +301,16 @@ fn the_report_serialises_the_readiness_field_names() {
     let dir = tempfile::tempdir().unwrap();
     let r = check(&tiny(dir.path(), "gemma3", TinyDtype::Q8_0, true));
     let v = serde_json::to_value(&r).unwrap();
-    for k in ["outcome", "detail", "load_seconds", "tokens_per_second", "peak_rss_bytes", "format", "tokenizer", "file_bytes"] {
+    for k in [
+        "outcome",
+        "detail",
+        "load_seconds",
+        "tokens_per_second",
+        "peak_rss_bytes",
+        "format",
+        "tokenizer",
+        "file_bytes",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     assert_eq!(v["outcome"], "passed");
@@ -271,7 +336,10 @@ fn a_tiny_bert_embeds_to_unit_norm() {
         assert!((n - 1.0).abs() < 1e-4, "{n}");
     }
     // A model.safetensors path works too.
-    assert_eq!(check(&bert.join("model.safetensors")).outcome, SmokeOutcome::Passed);
+    assert_eq!(
+        check(&bert.join("model.safetensors")).outcome,
+        SmokeOutcome::Passed
+    );
 }
 
 #[test]
@@ -287,7 +355,11 @@ fn a_damaged_or_foreign_safetensors_model_fails_or_skips() {
     assert!(r.detail.contains("safetensors"), "{}", r.detail);
 
     std::fs::write(&weights, &bytes).unwrap();
-    std::fs::write(bert.join("config.json"), r#"{"model_type": "mamba", "architectures": ["MambaForCausalLM"]}"#).unwrap();
+    std::fs::write(
+        bert.join("config.json"),
+        r#"{"model_type": "mamba", "architectures": ["MambaForCausalLM"]}"#,
+    )
+    .unwrap();
     let r = check(&bert);
     assert_eq!(r.outcome, SmokeOutcome::Skipped, "{}", r.detail);
     assert!(r.detail.contains("`mamba`"), "{}", r.detail);
@@ -319,8 +391,16 @@ fn real_minilm_embeds_like_sentence_transformers() {
     let r = check(dir);
     assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
     assert_eq!(r.embedding_dim, Some(384));
-    assert!((r.embedding_norm.unwrap() - 5.633).abs() < 0.01, "{}", r.detail);
-    let e = fleetfit_verify::embed(dir, &["A man is eating food.", "A man is eating a piece of bread."]).unwrap();
+    assert!(
+        (r.embedding_norm.unwrap() - 5.633).abs() < 0.01,
+        "{}",
+        r.detail
+    );
+    let e = fleetfit_verify::embed(
+        dir,
+        &["A man is eating food.", "A man is eating a piece of bread."],
+    )
+    .unwrap();
     let n: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((n - 1.0).abs() < 1e-4);
     let cos: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
