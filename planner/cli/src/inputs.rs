@@ -225,6 +225,7 @@ fn json_diag(path: &str, e: &serde_json::Error) -> Diagnostic {
 
 /// GET the control plane's inventory (`/v1/fleet/profiles` when the URL has no path) over
 /// HTTP or HTTPS, with `Authorization: Bearer $FLEETFIT_ADMIN_TOKEN` when that is set.
+/// (The URL's path defaults to `/v1/fleet/profiles`.)
 fn http_get(url: &str) -> Result<String, Failure> {
     let url = match url.split_once("://") {
         Some((scheme, rest)) if !rest.trim_end_matches('/').contains('/') => {
@@ -240,12 +241,20 @@ fn http_get(url: &str) -> Result<String, Failure> {
         .build()
         .map_err(|e| anyhow!("http client: {e}"))?;
     let mut req = client.get(&url).header("Accept", "application/json");
-    if let Ok(token) = std::env::var("FLEETFIT_ADMIN_TOKEN")
+    // `FLEETFIT_TOKEN` is the older name, still read.
+    if let Ok(token) =
+        std::env::var("FLEETFIT_ADMIN_TOKEN").or_else(|_| std::env::var("FLEETFIT_TOKEN"))
         && !token.trim().is_empty()
     {
         req = req.bearer_auth(token.trim());
     }
-    let resp = req.send().with_context(|| format!("cannot GET `{url}`"))?;
+    let resp = req.send().map_err(|e| {
+        if e.is_connect() {
+            anyhow!("cannot connect to `{url}`: {e}")
+        } else {
+            anyhow!("cannot GET `{url}`: {e}")
+        }
+    })?;
     let status = resp.status();
     let body = resp
         .text()
