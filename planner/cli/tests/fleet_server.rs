@@ -917,3 +917,54 @@ fn a_hundred_agents_for_three_seconds_lose_and_duplicate_no_report() {
     let st = admin_get(&c, &s, "/v1/fleet/status");
     assert_eq!(st["by_state"]["ready"], 100);
 }
+
+#[test]
+fn serve_exits_3_on_an_invalid_policy_directory_and_admin_commands_exit_1_on_a_wrong_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = temp_policies(dir.path());
+    std::fs::write(policies.join("zz.yaml"), BAD_POLICY).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetfit"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--catalog", "catalog"])
+        .arg("--policies")
+        .arg(&policies)
+        .arg("--db")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("db.sqlite").display()
+        ))
+        .current_dir(common::root())
+        .env("FLEETFIT_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("zz.yaml:7:5"));
+    std::fs::remove_file(policies.join("zz.yaml")).unwrap();
+    let s = Server::start(&dir.path().join("db.sqlite"), &policies, &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetfit"))
+        .args(["fleet", "status", "--server", &s.base])
+        .env("FLEETFIT_ADMIN_TOKEN", "not-the-admin-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::stderr(&out).contains("401"),
+        "{}",
+        common::stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetfit"))
+        .args(["token", "list", "--server", &s.base])
+        .env("FLEETFIT_ADMIN_TOKEN", "not-the-admin-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // The environment supplies the server URL too.
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetfit"))
+        .args(["fleet", "status", "--format", "json"])
+        .env("FLEETFIT_ADMIN_TOKEN", ADMIN)
+        .env("FLEETFIT_SERVER", &s.base)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["devices"], 0);
+}

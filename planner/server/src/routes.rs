@@ -752,3 +752,51 @@ async fn fleet_profiles(State(s): St, headers: HeaderMap) -> Result<Response, Ap
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: &str, state: &str, model: Option<&str>, stale: bool, revoked: bool) -> FleetDevice {
+        FleetDevice {
+            id: id.to_owned(),
+            hostname: String::new(),
+            state: state.to_owned(),
+            model: model.map(str::to_owned),
+            quant: model.map(|_| "Q4_K_M".to_owned()),
+            last_seen: Some(0),
+            stale,
+            last_error: (state == "failed").then(|| "sha256 mismatch".to_owned()),
+            revoked,
+            profile_digest: None,
+        }
+    }
+
+    #[test]
+    fn fleet_status_counts_states_models_stale_and_failures_in_order() {
+        let st = fleet_status_of(&[
+            dev("c", "failed", Some("qwen3-8b"), true, false),
+            dev("a", "ready", Some("qwen3-8b"), false, false),
+            dev("b", "ready", Some("gemma-3-4b-it"), true, false),
+            dev("d", "ready", Some("qwen3-8b"), false, true),
+        ]);
+        assert_eq!(st.devices, 3);
+        assert_eq!(st.by_state["ready"], 2);
+        assert_eq!(st.by_state["failed"], 1);
+        assert_eq!(st.models_in_use["qwen3-8b:Q4_K_M"], 1);
+        assert_eq!(st.models_in_use["gemma-3-4b-it:Q4_K_M"], 1);
+        assert_eq!(st.stale, vec!["b", "c"]);
+        assert_eq!(st.failed.len(), 1);
+        assert_eq!(st.failed[0].reason, "sha256 mismatch");
+    }
+
+    #[test]
+    fn json_errors_are_400_when_malformed_and_422_when_mis_shaped() {
+        let e = parse_json::<Heartbeat>(b"{").unwrap_err();
+        assert_eq!(e.0, StatusCode::BAD_REQUEST);
+        let e = parse_json::<Heartbeat>(b"{\"state\": \"on fire\"}").unwrap_err();
+        assert_eq!(e.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(valid_id("ws-rtx4090.lab:1"));
+        assert!(!valid_id("a/b") && !valid_id("") && !valid_id(&"x".repeat(201)));
+    }
+}
