@@ -968,3 +968,52 @@ fn serve_exits_3_on_an_invalid_policy_directory_and_admin_commands_exit_1_on_a_w
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["devices"], 0);
 }
+
+#[test]
+fn fleet_status_lists_stale_devices_and_failed_verifications_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &dir.path().join("db.sqlite"),
+        &repo_policies(),
+        &["--stale-after", "1s"],
+    );
+    let c = client();
+    let (_, token) = create_token(&c, &s, 3600, 2);
+    let quiet = enroll_ok(&c, &s, &token, "quiet");
+    let broken = enroll_ok(&c, &s, &token, "broken");
+    let mut failed = report("broken", "f1", "failed");
+    failed["error"] = json!("sha256 mismatch: expected ab12…, got cd34…");
+    assert_eq!(
+        put_report(&c, &s, &broken, "broken", &failed)
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let _ = quiet;
+    std::thread::sleep(Duration::from_millis(2200));
+    // `broken` calls again; `quiet` stays silent and goes stale.
+    let r = c
+        .post(s.url("/v1/devices/broken/heartbeat"))
+        .bearer_auth(&broken)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let out = fleetfit(&["fleet", "status", "--server", &s.base]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("stale devices: 1\n  quiet\n"), "{text}");
+    assert!(
+        text.contains("failed verifications: 1\n  broken (qwen3-8b): sha256 mismatch"),
+        "{text}"
+    );
+    let devices = admin_get(&c, &s, "/v1/fleet/devices");
+    assert_eq!(devices[0]["id"], "broken");
+    assert_eq!(devices[0]["stale"], false);
+    assert_eq!(devices[1]["stale"], true);
+    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(
+        metrics.contains("fleetfit_devices{state=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fleetfit_devices{state=\"enrolled\"} 1"));
+}

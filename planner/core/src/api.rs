@@ -6,6 +6,21 @@
 //! takes a [`crate::profile::DeviceProfile`], `PUT /v1/devices/{id}/readiness` a
 //! [`crate::readiness::ReadinessReport`], `GET /v1/devices/{id}/plan` returns a
 //! [`crate::plan::Plan`] and `GET /v1/fleet/profiles` a `Vec<DeviceProfile>`.
+//!
+//! The agent's conversation (`fleetfit-agent run`), every call but enrollment with
+//! `Authorization: Bearer <credential>`:
+//! 1. `POST /v1/enroll` [`EnrollRequest`] → 201 [`EnrollResponse`]; keep the credential in the
+//!    state dir (0600). The enrollment token is spent; never send it again once enrolled.
+//! 2. `PUT /v1/devices/{id}/profile` the probed profile (its `id` = the enrolled id) →
+//!    [`ProfileAccepted`]; again whenever the probe result changes.
+//! 3. `GET /v1/devices/{id}/plan` → the one-device plan, `ETag: "<plan_digest>"`; later calls
+//!    send `If-None-Match` and get 304 when nothing changed.
+//! 4. Every interval: `POST /v1/devices/{id}/heartbeat` [`Heartbeat`] → [`HeartbeatAck`]; when
+//!    its `plan_digest` differs from the plan held, go to 3.
+//! 5. After fetch/verify: `PUT /v1/devices/{id}/readiness` with a fresh `report_id` → 200
+//!    [`ReadinessAck`] once committed. On a network error or 5xx, retry with the SAME
+//!    `report_id` (stored once). 401: the credential was revoked or rotated — stop, or re-enroll
+//!    with a new token; 403: wrong device id; 400/413/422: a bug, do not retry.
 
 use crate::readiness::ReadinessState;
 use serde::{Deserialize, Serialize};
