@@ -23,7 +23,10 @@ pub(crate) fn repo_folder(repo: &str) -> String {
 impl RepoCache {
     pub fn new(cache_dir: &Path, repo: &str) -> RepoCache {
         let folder = repo_folder(repo);
-        RepoCache { root: cache_dir.join(&folder), locks: cache_dir.join(".locks").join(folder) }
+        RepoCache {
+            root: cache_dir.join(&folder),
+            locks: cache_dir.join(".locks").join(folder),
+        }
     }
     pub fn blobs(&self) -> PathBuf {
         self.root.join("blobs")
@@ -85,7 +88,9 @@ pub(crate) fn symlink(target: &Path, link: &Path) -> Result<(), FetchError> {
     }
     let tmp = link.with_file_name(format!(
         ".{}.fleetfit-tmp-link",
-        link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        link.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(FetchError::io(&tmp))?;
@@ -103,7 +108,11 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FetchErro
 }
 
 fn stamp(meta: &std::fs::Metadata) -> String {
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     format!("{} {mtime}", meta.len())
 }
 
@@ -122,7 +131,10 @@ pub(crate) fn read_sidecar(sidecar: &Path, blob: &Path) -> Option<String> {
 }
 
 /// sha256 (hex) and, when `git` is set, the git blob sha1 (hex) of a file.
-pub(crate) fn hash_file(path: &Path, git: bool) -> Result<(String, Option<String>, u64), FetchError> {
+pub(crate) fn hash_file(
+    path: &Path,
+    git: bool,
+) -> Result<(String, Option<String>, u64), FetchError> {
     let mut f = std::fs::File::open(path).map_err(FetchError::io(path))?;
     let len = f.metadata().map_err(FetchError::io(path))?.len();
     let mut sha = sha2::Sha256::new();
@@ -157,9 +169,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Moves a file that failed its check to `quarantine_dir/<unix-seconds>-<name>` (copy + remove across disks).
-pub(crate) fn quarantine(file: &Path, quarantine_dir: &Path, name: &str) -> Result<PathBuf, FetchError> {
+pub(crate) fn quarantine(
+    file: &Path,
+    quarantine_dir: &Path,
+    name: &str,
+) -> Result<PathBuf, FetchError> {
     std::fs::create_dir_all(quarantine_dir).map_err(FetchError::io(quarantine_dir))?;
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let base = name.rsplit('/').next().unwrap_or(name);
     let dest = quarantine_dir.join(format!("{ts}-{base}"));
     if std::fs::rename(file, &dest).is_err() {
@@ -175,8 +193,14 @@ mod tests {
 
     #[test]
     fn link_targets_climb_one_level_per_directory() {
-        assert_eq!(link_target("model.gguf", "abc"), PathBuf::from("../../blobs/abc"));
-        assert_eq!(link_target("onnx/sub/model.onnx", "abc"), PathBuf::from("../../../../blobs/abc"));
+        assert_eq!(
+            link_target("model.gguf", "abc"),
+            PathBuf::from("../../blobs/abc")
+        );
+        assert_eq!(
+            link_target("onnx/sub/model.onnx", "abc"),
+            PathBuf::from("../../../../blobs/abc")
+        );
     }
 
     #[test]

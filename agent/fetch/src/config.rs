@@ -71,7 +71,12 @@ impl fmt::Debug for FetchConfig {
 }
 
 fn truthy(v: Option<String>) -> bool {
-    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    v.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -90,7 +95,10 @@ impl FetchConfig {
     /// `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`, `~/.cache/huggingface/hub`; offline `HF_HUB_OFFLINE`.
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> FetchConfig {
         let get = |k: &str| non_empty(lookup(k));
-        let endpoint = get("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()).trim_end_matches('/').to_owned();
+        let endpoint = get("HF_ENDPOINT")
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
         let home = get("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
         let xdg_cache = get("XDG_CACHE_HOME").map_or_else(|| home.join(".cache"), PathBuf::from);
         let hf_home = get("HF_HOME").map_or_else(|| xdg_cache.join("huggingface"), PathBuf::from);
@@ -101,11 +109,15 @@ impl FetchConfig {
             None
         } else {
             get("HF_TOKEN").or_else(|| {
-                let path = get("HF_TOKEN_PATH").map_or_else(|| hf_home.join("token"), PathBuf::from);
+                let path =
+                    get("HF_TOKEN_PATH").map_or_else(|| hf_home.join("token"), PathBuf::from);
                 non_empty(std::fs::read_to_string(path).ok())
             })
         };
-        let quarantine_dir = cache_dir.parent().map_or_else(|| cache_dir.join("fleetfit-quarantine"), |p| p.join("fleetfit-quarantine"));
+        let quarantine_dir = cache_dir.parent().map_or_else(
+            || cache_dir.join("fleetfit-quarantine"),
+            |p| p.join("fleetfit-quarantine"),
+        );
         FetchConfig {
             endpoint,
             token,
@@ -115,7 +127,7 @@ impl FetchConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_mins(1),
             keep_free_bytes: DEFAULT_KEEP_FREE_BYTES,
             progress: Progress::Auto,
             quarantine_dir,
@@ -126,8 +138,13 @@ impl FetchConfig {
 
     /// Backoff before retry number `attempt` (0-based): `base * 2^attempt`, capped, plus up to 50 % jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(self.backoff_max);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let base = self
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.backoff_max);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let jitter = base.mul_f64(f64::from(nanos % 500) / 1000.0);
         (base + jitter).min(self.backoff_max)
     }
@@ -139,7 +156,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> FetchConfig {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         FetchConfig::from_env_with(|k| m.get(k).cloned())
     }
 
@@ -167,7 +187,11 @@ mod tests {
 
     #[test]
     fn endpoint_offline_and_token() {
-        let c = cfg(&[("HF_ENDPOINT", "http://hub.local:8080/"), ("HF_HUB_OFFLINE", "yes"), ("HF_TOKEN", "hf_x")]);
+        let c = cfg(&[
+            ("HF_ENDPOINT", "http://hub.local:8080/"),
+            ("HF_HUB_OFFLINE", "yes"),
+            ("HF_TOKEN", "hf_x"),
+        ]);
         assert_eq!(c.endpoint, "http://hub.local:8080");
         assert!(c.offline);
         assert_eq!(c.token.as_deref(), Some("hf_x"));
@@ -184,13 +208,23 @@ mod tests {
         let home = dir.path().to_str().unwrap();
         assert_eq!(cfg(&[("HF_HOME", home)]).token.as_deref(), Some("hf_home"));
         let other = dir.path().join("other");
-        assert_eq!(cfg(&[("HF_HOME", home), ("HF_TOKEN_PATH", other.to_str().unwrap())]).token.as_deref(), Some("hf_path"));
+        assert_eq!(
+            cfg(&[
+                ("HF_HOME", home),
+                ("HF_TOKEN_PATH", other.to_str().unwrap())
+            ])
+            .token
+            .as_deref(),
+            Some("hf_path")
+        );
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
         let c = cfg(&[]);
-        assert!(c.backoff(0) >= Duration::from_millis(500) && c.backoff(0) < Duration::from_millis(751));
+        assert!(
+            c.backoff(0) >= Duration::from_millis(500) && c.backoff(0) < Duration::from_millis(751)
+        );
         assert!(c.backoff(2) >= Duration::from_secs(2));
         assert!(c.backoff(20) <= Duration::from_secs(30));
     }

@@ -17,7 +17,7 @@
 //!
 //! `HEAD` (redirects not followed, metadata read from the hub's 302 itself) → return the snapshot file if it is
 //! already there and intact → check free space before the first byte → `GET` with `Range: bytes=N-` when a
-//! `<blob>.incomplete` exists, streaming to disk while sha256 runs on another thread → retry connect errors,
+//! `<blob>.incomplete` exists, streaming to disk (a writer thread) with sha256 computed on the fly → retry connect errors,
 //! timeouts, 408/429/5xx and mid-stream body errors (resuming, not restarting) → verify size and sha256 (the
 //! catalog's value, else the hub's LFS `X-Linked-Etag`, else the git blob sha1 for small files) → on mismatch move
 //! the file to the quarantine and link nothing → fsync, rename to `blobs/<etag>`, write `refs/<revision>`, link the
@@ -47,7 +47,11 @@ use cache::{RepoCache, is_hex};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A file in a hub repo (`org/name`) at a revision (branch, tag or commit).
-    Hub { repo: String, revision: String, file: String },
+    Hub {
+        repo: String,
+        revision: String,
+        file: String,
+    },
     /// `https://`, `http://` or `file://` (fleets serving models from their own storage).
     Url(String),
 }
@@ -55,7 +59,11 @@ pub enum Source {
 impl Source {
     /// A hub file at revision `main`.
     pub fn hub(repo: &str, file: &str) -> Source {
-        Source::Hub { repo: repo.to_owned(), revision: "main".to_owned(), file: file.to_owned() }
+        Source::Hub {
+            repo: repo.to_owned(),
+            revision: "main".to_owned(),
+            file: file.to_owned(),
+        }
     }
 }
 
@@ -70,7 +78,11 @@ pub struct FetchRequest {
 
 impl FetchRequest {
     pub fn new(source: Source) -> FetchRequest {
-        FetchRequest { source, expected_sha256: None, expected_size: None }
+        FetchRequest {
+            source,
+            expected_sha256: None,
+            expected_size: None,
+        }
     }
 }
 
@@ -138,24 +150,51 @@ fn encode(segment: &str) -> String {
 }
 
 fn check_hub_source(repo: &str, file: &str) -> Result<(), FetchError> {
-    let bad = |detail: &str| FetchError::InvalidSource { source_text: format!("{repo}/{file}"), detail: detail.to_owned() };
-    if repo.split('/').count() != 2 || repo.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+    let bad = |detail: &str| FetchError::InvalidSource {
+        source_text: format!("{repo}/{file}"),
+        detail: detail.to_owned(),
+    };
+    if repo.split('/').count() != 2
+        || repo
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
         return Err(bad("the repo must be `org/name`"));
     }
-    if file.is_empty() || file.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-        return Err(bad("the file must be a relative path without `.` or `..` segments"));
+    if file.is_empty()
+        || file
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(bad(
+            "the file must be a relative path without `.` or `..` segments",
+        ));
     }
     Ok(())
 }
 
-fn resolve_url(cfg: &FetchConfig, repo: &str, revision: &str, file: &str) -> Result<Url, FetchError> {
+fn resolve_url(
+    cfg: &FetchConfig,
+    repo: &str,
+    revision: &str,
+    file: &str,
+) -> Result<Url, FetchError> {
     let org_name: Vec<String> = repo.split('/').map(encode).collect();
     let file: Vec<String> = file.split('/').map(encode).collect();
-    transfer::parse_url(&format!("{}/{}/resolve/{}/{}", cfg.endpoint, org_name.join("/"), encode(revision), file.join("/")))
+    transfer::parse_url(&format!(
+        "{}/{}/resolve/{}/{}",
+        cfg.endpoint,
+        org_name.join("/"),
+        encode(revision),
+        file.join("/")
+    ))
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// `Content-Length` read from the header: reqwest's `content_length()` is the body's, which is 0 for a HEAD.
@@ -164,7 +203,10 @@ fn content_length(resp: &reqwest::Response) -> Option<u64> {
 }
 
 fn clean_etag(e: &str) -> String {
-    e.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+    e.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
 }
 
 /// The hub's metadata for one file.
@@ -176,16 +218,35 @@ struct HubMeta {
     final_url: String,
 }
 
-async fn hub_head(cfg: &FetchConfig, client: &reqwest::Client, repo: &str, revision: &str, file: &str) -> Result<HubMeta, FetchError> {
+async fn hub_head(
+    cfg: &FetchConfig,
+    client: &reqwest::Client,
+    repo: &str,
+    revision: &str,
+    file: &str,
+) -> Result<HubMeta, FetchError> {
     let url = resolve_url(cfg, repo, revision, file)?;
-    let what = format!("repo `{repo}`, revision `{revision}`, file `{file}` (check the names, or set HF_TOKEN if the repo is private)");
-    let (resp, at) = transfer::head(cfg, client, &url, &["x-repo-commit", "x-linked-etag"], false).await?;
+    let what = format!(
+        "repo `{repo}`, revision `{revision}`, file `{file}` (check the names, or set HF_TOKEN if the repo is private)"
+    );
+    let (resp, at) = transfer::head(
+        cfg,
+        client,
+        &url,
+        &["x-repo-commit", "x-linked-etag"],
+        false,
+    )
+    .await?;
     let status = resp.status();
     if !(status.is_success() || status.is_redirection()) {
         return Err(transfer::status_error(status, &at, 1, &what));
     }
-    let malformed = |detail: &str| FetchError::MalformedResponse { url: at.to_string(), detail: detail.to_owned() };
-    let commit = header(&resp, "x-repo-commit").ok_or_else(|| malformed("missing X-Repo-Commit header (is HF_ENDPOINT a hub?)"))?;
+    let malformed = |detail: &str| FetchError::MalformedResponse {
+        url: at.to_string(),
+        detail: detail.to_owned(),
+    };
+    let commit = header(&resp, "x-repo-commit")
+        .ok_or_else(|| malformed("missing X-Repo-Commit header (is HF_ENDPOINT a hub?)"))?;
     let etag = header(&resp, "x-linked-etag")
         .or_else(|| header(&resp, "etag"))
         .map(|e| clean_etag(&e))
@@ -193,22 +254,39 @@ async fn hub_head(cfg: &FetchConfig, client: &reqwest::Client, repo: &str, revis
         .ok_or_else(|| malformed("missing ETag header"))?;
     let size = header(&resp, "x-linked-size")
         .and_then(|s| s.trim().parse().ok())
-        .or_else(|| if status.is_success() { content_length(&resp) } else { None })
+        .or_else(|| {
+            if status.is_success() {
+                content_length(&resp)
+            } else {
+                None
+            }
+        })
         .ok_or_else(|| malformed("missing X-Linked-Size and Content-Length"))?;
     let final_url = match header(&resp, "location") {
         Some(loc) if status.is_redirection() => at.join(&loc).map_or(loc, |u| u.to_string()),
         _ => at.to_string(),
     };
     if !is_hex(&commit, 40) {
-        return Err(malformed(&format!("X-Repo-Commit `{commit}` is not a 40-hex commit")));
+        return Err(malformed(&format!(
+            "X-Repo-Commit `{commit}` is not a 40-hex commit"
+        )));
     }
-    Ok(HubMeta { url, commit, etag, size, final_url })
+    Ok(HubMeta {
+        url,
+        commit,
+        etag,
+        size,
+        final_url,
+    })
 }
 
 /// The reference to check against, in order: catalog, LFS sha256 etag, git blob sha1 etag, nothing.
 fn integrity_for(req: &FetchRequest, etag: Option<&str>) -> (IntegritySource, Option<String>) {
     if let Some(s) = &req.expected_sha256 {
-        return (IntegritySource::Catalog, Some(s.trim().to_ascii_lowercase()));
+        return (
+            IntegritySource::Catalog,
+            Some(s.trim().to_ascii_lowercase()),
+        );
     }
     match etag {
         Some(e) if is_hex(e, 64) => (IntegritySource::LinkedEtag, Some(e.to_ascii_lowercase())),
@@ -218,7 +296,15 @@ fn integrity_for(req: &FetchRequest, etag: Option<&str>) -> (IntegritySource, Op
 }
 
 /// Checks a complete file; `Err((expected, actual))` describes a mismatch.
-async fn verify_file(path: &Path, sha256: Option<&str>, size: u64, req: &FetchRequest, src: IntegritySource, expected: Option<&str>, want_size: Option<u64>) -> Result<Result<String, (String, String)>, FetchError> {
+async fn verify_file(
+    path: &Path,
+    sha256: Option<&str>,
+    size: u64,
+    req: &FetchRequest,
+    src: IntegritySource,
+    expected: Option<&str>,
+    want_size: Option<u64>,
+) -> Result<Result<String, (String, String)>, FetchError> {
     let git = src == IntegritySource::GitBlobSha1;
     let (sha, git_sha) = match sha256 {
         Some(s) if !git => (s.to_owned(), None),
@@ -226,7 +312,10 @@ async fn verify_file(path: &Path, sha256: Option<&str>, size: u64, req: &FetchRe
             let p = path.to_owned();
             let (s, g, _) = tokio::task::spawn_blocking(move || cache::hash_file(&p, git))
                 .await
-                .map_err(|e| FetchError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) })??;
+                .map_err(|e| FetchError::Io {
+                    path: path.to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
             (s, g)
         }
     };
@@ -236,44 +325,70 @@ async fn verify_file(path: &Path, sha256: Option<&str>, size: u64, req: &FetchRe
         }
     }
     match (src, expected) {
-        (IntegritySource::GitBlobSha1, Some(e)) if git_sha.as_deref() != Some(e) => {
-            Ok(Err((format!("git blob sha1 {e}"), format!("git blob sha1 {}", git_sha.unwrap_or_default()))))
+        (IntegritySource::GitBlobSha1, Some(e)) if git_sha.as_deref() != Some(e) => Ok(Err((
+            format!("git blob sha1 {e}"),
+            format!("git blob sha1 {}", git_sha.unwrap_or_default()),
+        ))),
+        (IntegritySource::Catalog | IntegritySource::LinkedEtag, Some(e)) if sha != e => {
+            Ok(Err((format!("sha256 {e}"), format!("sha256 {sha}"))))
         }
-        (IntegritySource::Catalog | IntegritySource::LinkedEtag, Some(e)) if sha != e => Ok(Err((format!("sha256 {e}"), format!("sha256 {sha}")))),
         _ => Ok(Ok(sha)),
     }
 }
 
 fn check_space(cfg: &FetchConfig, dir: &Path, size: u64, have: u64) -> Result<(), FetchError> {
-    let needed = size.saturating_sub(have).saturating_add(cfg.keep_free_bytes);
+    let needed = size
+        .saturating_sub(have)
+        .saturating_add(cfg.keep_free_bytes);
     let available = fs4::available_space(dir).map_err(FetchError::io(dir))?;
     if available < needed {
-        return Err(FetchError::InsufficientSpace { needed, available, dir: dir.to_owned() });
+        return Err(FetchError::InsufficientSpace {
+            needed,
+            available,
+            dir: dir.to_owned(),
+        });
     }
     Ok(())
 }
 
 fn fsync(path: &Path) -> Result<(), FetchError> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(FetchError::io(path))
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(FetchError::io(path))
 }
 
 /// Resolves size, commit, etag and final URL without downloading (for dry runs).
 pub async fn head(cfg: &FetchConfig, req: &FetchRequest) -> Result<Remote, FetchError> {
     match &req.source {
-        Source::Hub { repo, revision, file } => {
+        Source::Hub {
+            repo,
+            revision,
+            file,
+        } => {
             check_hub_source(repo, file)?;
             let rc = RepoCache::new(&cfg.cache_dir, repo);
             if cfg.offline {
                 let path = cached(cfg, req).ok_or_else(|| offline_error(cfg, req))?;
                 let size = std::fs::metadata(&path).ok().map(|m| m.len());
-                let etag = std::fs::read_link(&path).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
+                let etag = std::fs::read_link(&path)
+                    .ok()
+                    .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
                 let linked_sha256 = etag.clone().filter(|e| is_hex(e, 64));
-                return Ok(Remote { size, commit: rc.resolve_revision(revision), etag, linked_sha256, final_url: path.display().to_string(), destination: path, already_cached: true });
+                return Ok(Remote {
+                    size,
+                    commit: rc.resolve_revision(revision),
+                    etag,
+                    linked_sha256,
+                    final_url: path.display().to_string(),
+                    destination: path,
+                    already_cached: true,
+                });
             }
             let client = transfer::client(cfg)?;
             let meta = hub_head(cfg, &client, repo, revision, file).await?;
             let destination = rc.snapshot(&meta.commit, file);
-            let already_cached = std::fs::metadata(&destination).is_ok_and(|m| m.len() == meta.size)
+            let already_cached = std::fs::metadata(&destination)
+                .is_ok_and(|m| m.len() == meta.size)
                 && std::fs::metadata(rc.blob(&meta.etag)).is_ok();
             Ok(Remote {
                 size: Some(meta.size),
@@ -290,11 +405,29 @@ pub async fn head(cfg: &FetchConfig, req: &FetchRequest) -> Result<Remote, Fetch
             let already_cached = dest.exists();
             if url.scheme() == "file" {
                 let path = file_path(&url, text)?;
-                let size = std::fs::metadata(&path).map_err(FetchError::io(&path))?.len();
-                return Ok(Remote { size: Some(size), commit: None, etag: None, linked_sha256: None, destination: dest, already_cached, final_url: text.clone() });
+                let size = std::fs::metadata(&path)
+                    .map_err(FetchError::io(&path))?
+                    .len();
+                return Ok(Remote {
+                    size: Some(size),
+                    commit: None,
+                    etag: None,
+                    linked_sha256: None,
+                    destination: dest,
+                    already_cached,
+                    final_url: text.clone(),
+                });
             }
             if cfg.offline {
-                return Ok(Remote { size: None, commit: None, etag: None, linked_sha256: None, destination: dest, already_cached, final_url: text.clone() });
+                return Ok(Remote {
+                    size: None,
+                    commit: None,
+                    etag: None,
+                    linked_sha256: None,
+                    destination: dest,
+                    already_cached,
+                    final_url: text.clone(),
+                });
             }
             let client = transfer::client(cfg)?;
             let (resp, at) = transfer::head(cfg, &client, &url, &[], true).await?;
@@ -302,9 +435,21 @@ pub async fn head(cfg: &FetchConfig, req: &FetchRequest) -> Result<Remote, Fetch
             if matches!(status.as_u16(), 401 | 403 | 404) {
                 return Err(transfer::status_error(status, &at, 1, &format!("`{text}`")));
             }
-            let size = if status.is_success() { content_length(&resp) } else { None };
+            let size = if status.is_success() {
+                content_length(&resp)
+            } else {
+                None
+            };
             let etag = header(&resp, "etag").map(|e| clean_etag(&e));
-            Ok(Remote { size, commit: None, etag, linked_sha256: None, destination: dest, already_cached, final_url: at.to_string() })
+            Ok(Remote {
+                size,
+                commit: None,
+                etag,
+                linked_sha256: None,
+                destination: dest,
+                already_cached,
+                final_url: at.to_string(),
+            })
         }
     }
 }
@@ -313,12 +458,18 @@ pub async fn head(cfg: &FetchConfig, req: &FetchRequest) -> Result<Remote, Fetch
 /// via fleetfit's URL store. `None` when not cached.
 pub fn cached(cfg: &FetchConfig, req: &FetchRequest) -> Option<PathBuf> {
     match &req.source {
-        Source::Hub { repo, revision, file } => {
+        Source::Hub {
+            repo,
+            revision,
+            file,
+        } => {
             check_hub_source(repo, file).ok()?;
             let rc = RepoCache::new(&cfg.cache_dir, repo);
             let commit = rc.resolve_revision(revision)?;
             let p = rc.snapshot(&commit, file);
-            std::fs::metadata(&p).is_ok_and(|m| m.is_file()).then_some(p)
+            std::fs::metadata(&p)
+                .is_ok_and(|m| m.is_file())
+                .then_some(p)
         }
         Source::Url(text) => {
             let (_, dest) = url_destination(cfg, text).ok()?;
@@ -329,17 +480,28 @@ pub fn cached(cfg: &FetchConfig, req: &FetchRequest) -> Option<PathBuf> {
 
 fn offline_error(cfg: &FetchConfig, req: &FetchRequest) -> FetchError {
     let what = match &req.source {
-        Source::Hub { repo, revision, file } => format!("{repo}@{revision}/{file}"),
+        Source::Hub {
+            repo,
+            revision,
+            file,
+        } => format!("{repo}@{revision}/{file}"),
         Source::Url(u) => u.clone(),
     };
-    FetchError::Offline { what, cache: cfg.cache_dir.clone() }
+    FetchError::Offline {
+        what,
+        cache: cfg.cache_dir.clone(),
+    }
 }
 
 /// Downloads (or finds in the cache) one file, verified. See the crate docs for the steps.
 pub async fn fetch(cfg: &FetchConfig, req: &FetchRequest) -> Result<Fetched, FetchError> {
     let started = Instant::now();
     let mut out = match &req.source {
-        Source::Hub { repo, revision, file } => fetch_hub(cfg, req, repo, revision, file).await?,
+        Source::Hub {
+            repo,
+            revision,
+            file,
+        } => fetch_hub(cfg, req, repo, revision, file).await?,
         Source::Url(text) => fetch_url(cfg, req, text).await?,
     };
     out.seconds = started.elapsed().as_secs_f64();
@@ -347,32 +509,50 @@ pub async fn fetch(cfg: &FetchConfig, req: &FetchRequest) -> Result<Fetched, Fet
 }
 
 /// The cached blob's sha256 if it passes the request's check; a bad blob is quarantined.
-async fn intact(cfg: &FetchConfig, req: &FetchRequest, blob: &Path, sidecar: &Path, etag: Option<&str>, size: Option<u64>, name: &str) -> Result<Option<String>, FetchError> {
-    let Ok(meta) = std::fs::metadata(blob) else { return Ok(None) };
+async fn intact(
+    cfg: &FetchConfig,
+    req: &FetchRequest,
+    blob: &Path,
+    sidecar: &Path,
+    etag: Option<&str>,
+    size: Option<u64>,
+    name: &str,
+) -> Result<Option<String>, FetchError> {
+    let Ok(meta) = std::fs::metadata(blob) else {
+        return Ok(None);
+    };
     let (src, expected) = integrity_for(req, etag);
     let recorded = cache::read_sidecar(sidecar, blob);
     if let Some(sha) = &recorded {
         // A sidecar is written only after a passed check, so only a different catalog value can fail it now.
-        let bad_size = [size, req.expected_size].into_iter().flatten().any(|s| s != meta.len());
-        let bad_sha = matches!(src, IntegritySource::Catalog | IntegritySource::LinkedEtag) && expected.as_deref() != Some(sha.as_str());
+        let bad_size = [size, req.expected_size]
+            .into_iter()
+            .flatten()
+            .any(|s| s != meta.len());
+        let bad_sha = matches!(src, IntegritySource::Catalog | IntegritySource::LinkedEtag)
+            && expected.as_deref() != Some(sha.as_str());
         if !bad_size && !bad_sha {
             return Ok(Some(sha.clone()));
         }
     }
-    match verify_file(blob, None, meta.len(), req, src, expected.as_deref(), size).await? {
-        Ok(sha) => {
-            cache::write_sidecar(sidecar, blob, &sha)?;
-            Ok(Some(sha))
-        }
-        Err(_) => {
-            cache::quarantine(blob, &cfg.quarantine_dir, name)?;
-            let _ = std::fs::remove_file(sidecar);
-            Ok(None)
-        }
+    if let Ok(sha) =
+        verify_file(blob, None, meta.len(), req, src, expected.as_deref(), size).await?
+    {
+        cache::write_sidecar(sidecar, blob, &sha)?;
+        return Ok(Some(sha));
     }
+    cache::quarantine(blob, &cfg.quarantine_dir, name)?;
+    let _ = std::fs::remove_file(sidecar);
+    Ok(None)
 }
 
-async fn fetch_hub(cfg: &FetchConfig, req: &FetchRequest, repo: &str, revision: &str, file: &str) -> Result<Fetched, FetchError> {
+async fn fetch_hub(
+    cfg: &FetchConfig,
+    req: &FetchRequest,
+    repo: &str,
+    revision: &str,
+    file: &str,
+) -> Result<Fetched, FetchError> {
     check_hub_source(repo, file)?;
     let rc = RepoCache::new(&cfg.cache_dir, repo);
     if cfg.offline {
@@ -380,16 +560,37 @@ async fn fetch_hub(cfg: &FetchConfig, req: &FetchRequest, repo: &str, revision: 
         let blob = std::fs::canonicalize(&path).map_err(FetchError::io(&path))?;
         let etag = blob.file_name().map(|n| n.to_string_lossy().into_owned());
         let (src, _) = integrity_for(req, etag.as_deref());
-        let sha = intact(cfg, req, &blob, &rc.sidecar(etag.as_deref().unwrap_or("")), etag.as_deref(), None, file)
-            .await?
-            .ok_or_else(|| FetchError::IntegrityMismatch {
-                url: path.display().to_string(),
-                expected: req.expected_sha256.clone().unwrap_or_else(|| "the recorded hash".to_owned()),
-                actual: "a different file (moved to the quarantine)".to_owned(),
-                quarantined: cfg.quarantine_dir.clone(),
-            })?;
+        let sha = intact(
+            cfg,
+            req,
+            &blob,
+            &rc.sidecar(etag.as_deref().unwrap_or("")),
+            etag.as_deref(),
+            None,
+            file,
+        )
+        .await?
+        .ok_or_else(|| FetchError::IntegrityMismatch {
+            url: path.display().to_string(),
+            expected: req
+                .expected_sha256
+                .clone()
+                .unwrap_or_else(|| "the recorded hash".to_owned()),
+            actual: "a different file (moved to the quarantine)".to_owned(),
+            quarantined: cfg.quarantine_dir.clone(),
+        })?;
         let size = std::fs::metadata(&blob).map_or(0, |m| m.len());
-        return Ok(Fetched { path, blob, size, sha256: sha, integrity_source: src, commit: rc.resolve_revision(revision), bytes_downloaded: 0, resumed_from: 0, seconds: 0.0 });
+        return Ok(Fetched {
+            path,
+            blob,
+            size,
+            sha256: sha,
+            integrity_source: src,
+            commit: rc.resolve_revision(revision),
+            bytes_downloaded: 0,
+            resumed_from: 0,
+            seconds: 0.0,
+        });
     }
     let client = transfer::client(cfg)?;
     let meta = hub_head(cfg, &client, repo, revision, file).await?;
@@ -400,22 +601,64 @@ async fn fetch_hub(cfg: &FetchConfig, req: &FetchRequest, repo: &str, revision: 
     let snapshot = rc.snapshot(&meta.commit, file);
     let sidecar = rc.sidecar(&meta.etag);
     let (src, expected) = integrity_for(req, Some(&meta.etag));
-    let install = |sha256: String, bytes_downloaded: u64, resumed_from: u64| -> Result<Fetched, FetchError> {
-        if revision != meta.commit {
-            cache::write_atomic(&rc.ref_file(revision), meta.commit.as_bytes())?;
-        }
-        cache::symlink(&cache::link_target(file, &meta.etag), &snapshot)?;
-        Ok(Fetched { path: snapshot.clone(), blob: blob.clone(), size: meta.size, sha256, integrity_source: src, commit: Some(meta.commit.clone()), bytes_downloaded, resumed_from, seconds: 0.0 })
-    };
-    if let Some(sha) = intact(cfg, req, &blob, &sidecar, Some(&meta.etag), Some(meta.size), file).await? {
+    let install =
+        |sha256: String, bytes_downloaded: u64, resumed_from: u64| -> Result<Fetched, FetchError> {
+            if revision != meta.commit {
+                cache::write_atomic(&rc.ref_file(revision), meta.commit.as_bytes())?;
+            }
+            cache::symlink(&cache::link_target(file, &meta.etag), &snapshot)?;
+            Ok(Fetched {
+                path: snapshot.clone(),
+                blob: blob.clone(),
+                size: meta.size,
+                sha256,
+                integrity_source: src,
+                commit: Some(meta.commit.clone()),
+                bytes_downloaded,
+                resumed_from,
+                seconds: 0.0,
+            })
+        };
+    if let Some(sha) = intact(
+        cfg,
+        req,
+        &blob,
+        &sidecar,
+        Some(&meta.etag),
+        Some(meta.size),
+        file,
+    )
+    .await?
+    {
         return install(sha, 0, 0);
     }
     let incomplete = blobs.join(format!("{}.incomplete", meta.etag));
-    let have = std::fs::metadata(&incomplete).map_or(0, |m| m.len()).min(meta.size);
+    let have = std::fs::metadata(&incomplete)
+        .map_or(0, |m| m.len())
+        .min(meta.size);
     check_space(cfg, &blobs, meta.size, have)?;
     let what = format!("{repo}@{revision}/{file}");
-    let t = transfer::download(cfg, &client, &meta.url, &incomplete, Some(meta.size), &what, Some(lock.clone())).await?;
-    match verify_file(&incomplete, Some(&t.sha256), t.size, req, src, expected.as_deref(), Some(meta.size)).await? {
+    let t = transfer::download(
+        cfg,
+        &client,
+        &meta.url,
+        &incomplete,
+        Some(meta.size),
+        &what,
+        Some(lock.clone()),
+    )
+    .await?;
+    match verify_file(
+        &incomplete,
+        Some(&t.sha256),
+        t.size,
+        req,
+        src,
+        expected.as_deref(),
+        Some(meta.size),
+    )
+    .await?
+    {
         Ok(sha) => {
             fsync(&incomplete)?;
             std::fs::rename(&incomplete, &blob).map_err(FetchError::io(&blob))?;
@@ -426,14 +669,22 @@ async fn fetch_hub(cfg: &FetchConfig, req: &FetchRequest, repo: &str, revision: 
         }
         Err((expected, actual)) => {
             let quarantined = cache::quarantine(&incomplete, &cfg.quarantine_dir, file)?;
-            Err(FetchError::IntegrityMismatch { url: meta.final_url, expected, actual, quarantined })
+            Err(FetchError::IntegrityMismatch {
+                url: meta.final_url,
+                expected,
+                actual,
+                quarantined,
+            })
         }
     }
 }
 
 /// `file://` URL → local path.
 fn file_path(url: &Url, text: &str) -> Result<PathBuf, FetchError> {
-    url.to_file_path().map_err(|()| FetchError::InvalidSource { source_text: text.to_owned(), detail: "not a local absolute path".to_owned() })
+    url.to_file_path().map_err(|()| FetchError::InvalidSource {
+        source_text: text.to_owned(),
+        detail: "not a local absolute path".to_owned(),
+    })
 }
 
 /// URL sources live in `<cache_dir>/../fleetfit-urls/<first 16 hex of sha256(url)>/<file name>`: next to the hub
@@ -441,7 +692,10 @@ fn file_path(url: &Url, text: &str) -> Result<PathBuf, FetchError> {
 fn url_destination(cfg: &FetchConfig, text: &str) -> Result<(Url, PathBuf), FetchError> {
     let url = transfer::parse_url(text)?;
     if !matches!(url.scheme(), "https" | "http" | "file") {
-        return Err(FetchError::InvalidSource { source_text: text.to_owned(), detail: "only https://, http:// and file:// URLs are supported".to_owned() });
+        return Err(FetchError::InvalidSource {
+            source_text: text.to_owned(),
+            detail: "only https://, http:// and file:// URLs are supported".to_owned(),
+        });
     }
     let name = url
         .path_segments()
@@ -449,14 +703,24 @@ fn url_destination(cfg: &FetchConfig, text: &str) -> Result<(Url, PathBuf), Fetc
         .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| "download".to_owned());
     let key = cache::hex(&sha2::Sha256::digest(text.as_bytes()));
-    let root = cfg.cache_dir.parent().map_or_else(|| cfg.cache_dir.join("fleetfit-urls"), |p| p.join("fleetfit-urls"));
+    let root = cfg.cache_dir.parent().map_or_else(
+        || cfg.cache_dir.join("fleetfit-urls"),
+        |p| p.join("fleetfit-urls"),
+    );
     Ok((url, root.join(&key[..16]).join(name)))
 }
 
-async fn fetch_url(cfg: &FetchConfig, req: &FetchRequest, text: &str) -> Result<Fetched, FetchError> {
+async fn fetch_url(
+    cfg: &FetchConfig,
+    req: &FetchRequest,
+    text: &str,
+) -> Result<Fetched, FetchError> {
     let (url, dest) = url_destination(cfg, text)?;
     let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     std::fs::create_dir_all(&dir).map_err(FetchError::io(&dir))?;
     let sidecar = dir.join(format!(".{name}.fleetfit-sha256"));
     let incomplete = dir.join(format!("{name}.incomplete"));
@@ -483,7 +747,9 @@ async fn fetch_url(cfg: &FetchConfig, req: &FetchRequest, text: &str) -> Result<
     }
     let t = if is_file {
         let path = file_path(&url, text)?;
-        let size = std::fs::metadata(&path).map_err(FetchError::io(&path))?.len();
+        let size = std::fs::metadata(&path)
+            .map_err(FetchError::io(&path))?
+            .len();
         check_space(cfg, &dir, size, 0)?;
         transfer::copy_local(cfg, &path, &incomplete, &name).await?
     } else {
@@ -493,14 +759,40 @@ async fn fetch_url(cfg: &FetchConfig, req: &FetchRequest, text: &str) -> Result<
         if matches!(status.as_u16(), 401 | 403 | 404) {
             return Err(transfer::status_error(status, &at, 1, &format!("`{text}`")));
         }
-        let size = if status.is_success() { content_length(&resp) } else { None }.or(req.expected_size);
+        let size = if status.is_success() {
+            content_length(&resp)
+        } else {
+            None
+        }
+        .or(req.expected_size);
         if let Some(size) = size {
-            let have = std::fs::metadata(&incomplete).map_or(0, |m| m.len()).min(size);
+            let have = std::fs::metadata(&incomplete)
+                .map_or(0, |m| m.len())
+                .min(size);
             check_space(cfg, &dir, size, have)?;
         }
-        transfer::download(cfg, &client, &url, &incomplete, size, text, Some(lock.clone())).await?
+        transfer::download(
+            cfg,
+            &client,
+            &url,
+            &incomplete,
+            size,
+            text,
+            Some(lock.clone()),
+        )
+        .await?
     };
-    match verify_file(&incomplete, Some(&t.sha256), t.size, req, src, expected.as_deref(), None).await? {
+    match verify_file(
+        &incomplete,
+        Some(&t.sha256),
+        t.size,
+        req,
+        src,
+        expected.as_deref(),
+        None,
+    )
+    .await?
+    {
         Ok(sha) => {
             fsync(&incomplete)?;
             std::fs::rename(&incomplete, &dest).map_err(FetchError::io(&dest))?;
@@ -510,7 +802,12 @@ async fn fetch_url(cfg: &FetchConfig, req: &FetchRequest, text: &str) -> Result<
         }
         Err((expected, actual)) => {
             let quarantined = cache::quarantine(&incomplete, &cfg.quarantine_dir, &name)?;
-            Err(FetchError::IntegrityMismatch { url: text.to_owned(), expected, actual, quarantined })
+            Err(FetchError::IntegrityMismatch {
+                url: text.to_owned(),
+                expected,
+                actual,
+                quarantined,
+            })
         }
     }
 }

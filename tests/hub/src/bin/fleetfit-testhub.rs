@@ -27,25 +27,34 @@ fn run() -> Result<(), String> {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--listen" => listen = args.next().ok_or("--listen needs an address")?,
             "-h" | "--help" => {
-                println!("usage: fleetfit-testhub --dir DIR [--listen ADDR]   (serves DIR/<org>/<name>/<files>)");
+                println!(
+                    "usage: fleetfit-testhub --dir DIR [--listen ADDR]   (serves DIR/<org>/<name>/<files>)"
+                );
                 return Ok(());
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
     let dir = dir.ok_or("--dir DIR is required")?;
-    let hub = fleetfit_testhub::TestHub::start_on(&listen).map_err(|e| format!("cannot listen on `{listen}`: {e}"))?;
+    let hub = fleetfit_testhub::TestHub::start_on(&listen)
+        .map_err(|e| format!("cannot listen on `{listen}`: {e}"))?;
     let mut files = Vec::new();
     walk(&dir, &mut files).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     for path in files {
-        let Ok(rel) = path.strip_prefix(&dir) else { continue };
-        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let Ok(rel) = path.strip_prefix(&dir) else {
+            continue;
+        };
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
         if parts.len() < 3 {
             continue;
         }
         let repo = format!("{}/{}", parts[0], parts[1]);
         let file = parts[2..].join("/");
-        hub.add_file_from_disk(&repo, &file, &path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        hub.add_file_from_disk(&repo, &file, &path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
         println!("{repo} {file} (commit {})", hub.commit(&repo));
     }
     println!("serving on {} (HF_ENDPOINT={})", hub.addr(), hub.url());
