@@ -87,7 +87,7 @@ impl FetchRequest {
 }
 
 /// What a `HEAD` says about a file (for dry runs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Remote {
     /// Size in bytes (`X-Linked-Size`, else `Content-Length`); `None` when a URL source does not say.
     pub size: Option<u64>,
@@ -105,7 +105,8 @@ pub struct Remote {
 }
 
 /// Which reference the downloaded bytes were checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IntegritySource {
     /// The request's `expected_sha256` (the catalog).
     Catalog,
@@ -118,7 +119,7 @@ pub enum IntegritySource {
 }
 
 /// A file in place.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Fetched {
     /// The path to use (the snapshot symlink for hub sources).
     pub path: PathBuf,
