@@ -15,7 +15,7 @@ use candle_transformers::models::{
 };
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 
@@ -303,12 +303,118 @@ fn check_spec(ct: &Content, spec: &Spec) -> Result<(), Stop> {
     Ok(())
 }
 
-/// Rebuilds the tensor data in memory with scalar-path types requantised to Q8_0. Returns the
-/// reader to load from and a note, or `None` when nothing needs converting.
-fn requantize<R: Read + Seek>(
-    ct: &mut Content,
-    reader: &mut R,
-) -> candle_core::Result<Option<(Cursor<Vec<u8>>, String)>> {
+fn needs_requant(info: &TensorInfo) -> bool {
+    SCALAR_PATH.contains(&info.ggml_dtype) && info.shape.dims().last().is_some_and(|d| d % 32 == 0)
+}
+
+/// One tensor in the rewritten (virtual) tensor-data layout.
+struct Segment {
+    virt: u64,
+    len: u64,
+    src: u64,
+    src_len: usize,
+    dtype: GgmlDType,
+    dims: Vec<usize>,
+    convert: bool,
+}
+
+/// A reader over the tensor data as if scalar-path tensors were stored as Q8_0: each tensor is
+/// converted when the loader first reads it, one at a time, so memory holds at most one
+/// converted tensor besides the model (no second copy of the whole file).
+struct Requantizing<R> {
+    inner: R,
+    segs: Vec<Segment>,
+    total: u64,
+    pos: u64,
+    cache: Option<(usize, Vec<u8>)>,
+}
+
+impl<R: Read + Seek> Requantizing<R> {
+    fn materialise(&mut self, idx: usize) -> std::io::Result<()> {
+        if self.cache.as_ref().is_some_and(|(i, _)| *i == idx) {
+            return Ok(());
+        }
+        self.cache = None;
+        let seg = &self.segs[idx];
+        let mut raw = vec![0u8; seg.src_len];
+        self.inner.seek(SeekFrom::Start(seg.src))?;
+        self.inner.read_exact(&mut raw)?;
+        let bytes = if seg.convert {
+            let to_io = |e: candle_core::Error| std::io::Error::other(first_line(&e));
+            let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+                seg.dtype,
+                &raw,
+                seg.dims.clone(),
+                &Device::Cpu,
+            )
+            .map_err(to_io)?;
+            let f = q.dequantize(&Device::Cpu).map_err(to_io)?;
+            drop(raw);
+            let q8 = QTensor::quantize(&f, GgmlDType::Q8_0).map_err(to_io)?;
+            q8.data().map_err(to_io)?.into_owned()
+        } else {
+            raw
+        };
+        if bytes.len() as u64 != seg.len {
+            return Err(std::io::Error::other(format!(
+                "requantised tensor has {} bytes, expected {}",
+                bytes.len(),
+                seg.len
+            )));
+        }
+        self.cache = Some((idx, bytes));
+        Ok(())
+    }
+}
+
+impl<R: Read + Seek> Read for Requantizing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() || self.pos >= self.total {
+            return Ok(0);
+        }
+        let pos = self.pos;
+        let idx = self.segs.partition_point(|s| s.virt + s.len <= pos);
+        let in_seg = self.segs.get(idx).is_some_and(|s| s.virt <= pos);
+        if !in_seg {
+            // Alignment padding before the next tensor.
+            let next = self.segs.get(idx).map_or(self.total, |s| s.virt);
+            let n = buf.len().min((next - pos) as usize);
+            buf[..n].fill(0);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        self.materialise(idx)?;
+        let virt = self.segs[idx].virt;
+        let Some((_, data)) = &self.cache else {
+            return Ok(0);
+        };
+        let off = (pos - virt) as usize;
+        let n = buf.len().min(data.len() - off);
+        buf[..n].copy_from_slice(&data[off..off + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Seek for Requantizing<R> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.total.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let Some(new) = new else {
+            return Err(std::io::Error::other("seek before the start"));
+        };
+        self.pos = new;
+        Ok(new)
+    }
+}
+
+/// Rewrites the header so scalar-path tensors read as Q8_0 through a [`Requantizing`] reader.
+/// Returns the reader and a note (`Q4_1→Q8_0 ×210`), or gives the reader back when nothing needs
+/// converting.
+fn requantize<R: Read + Seek>(ct: &mut Content, reader: R) -> Result<(Requantizing<R>, String), R> {
     let mut names: Vec<(u64, String)> = ct
         .tensor_infos
         .iter()
@@ -316,50 +422,44 @@ fn requantize<R: Read + Seek>(
         .collect();
     names.sort();
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    for (_, n) in &names {
-        if let Some(i) = ct.tensor_infos.get(n)
-            && SCALAR_PATH.contains(&i.ggml_dtype)
-            && i.shape.dims().last().is_some_and(|d| d % 32 == 0)
-        {
-            *counts.entry(format!("{:?}", i.ggml_dtype)).or_default() += 1;
-        }
-    }
-    if counts.is_empty() {
-        return Ok(None);
-    }
-    let mut buf: Vec<u8> = Vec::new();
+    let mut segs = Vec::new();
     let mut infos: HashMap<String, TensorInfo> = HashMap::new();
+    let mut virt = 0u64;
     for (_, name) in names {
         let Some(info) = ct.tensor_infos.get(&name) else {
             continue;
         };
-        let convert = SCALAR_PATH.contains(&info.ggml_dtype)
-            && info.shape.dims().last().is_some_and(|d| d % 32 == 0);
-        let offset = buf.len() as u64;
+        let elems = info.shape.elem_count();
+        let src_len = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        let convert = needs_requant(info);
         let dtype = if convert {
-            let q = ct.tensor(reader, &name, &Device::Cpu)?;
-            let f = q.dequantize(&Device::Cpu)?;
-            let q8 = QTensor::quantize(&f, GgmlDType::Q8_0)?;
-            buf.extend_from_slice(&q8.data()?);
+            *counts.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
             GgmlDType::Q8_0
         } else {
-            let elems = info.shape.elem_count();
-            let size = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-            reader.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))?;
-            let start = buf.len();
-            buf.resize(start + size, 0);
-            reader.read_exact(&mut buf[start..])?;
             info.ggml_dtype
         };
+        let len = (elems / dtype.block_size() * dtype.type_size()) as u64;
+        segs.push(Segment {
+            virt,
+            len,
+            src: ct.tensor_data_offset + info.offset,
+            src_len,
+            dtype: info.ggml_dtype,
+            dims: info.shape.dims().to_vec(),
+            convert,
+        });
         infos.insert(
             name,
             TensorInfo {
                 ggml_dtype: dtype,
                 shape: info.shape.clone(),
-                offset,
+                offset: virt,
             },
         );
-        buf.resize(buf.len().div_ceil(32) * 32, 0);
+        virt = (virt + len).div_ceil(32) * 32;
+    }
+    if counts.is_empty() {
+        return Err(reader);
     }
     ct.tensor_infos = infos;
     ct.tensor_data_offset = 0;
@@ -367,7 +467,17 @@ fn requantize<R: Read + Seek>(
         .iter()
         .map(|(t, n)| format!("{t}→Q8_0 ×{n}"))
         .collect();
-    Ok(Some((Cursor::new(buf), note.join(", "))))
+    let total = segs.last().map_or(0, |s| s.virt + s.len);
+    Ok((
+        Requantizing {
+            inner: reader,
+            segs,
+            total,
+            pos: 0,
+            cache: None,
+        },
+        note.join(", "),
+    ))
 }
 
 fn meta_u32(ct: &Content, key: &str) -> Option<u32> {
@@ -549,20 +659,16 @@ pub(crate) fn run(
         ct.metadata
             .insert("general.dtype".to_owned(), Value::U32(0));
     }
-    let converted = if dev.is_cpu() {
-        match requantize(&mut ct, &mut reader) {
-            Ok(c) => c,
-            Err(e) => return fail(format!("cannot read the tensors: {}", first_line(&e))),
+    let loaded = if dev.is_cpu() {
+        match requantize(&mut ct, reader) {
+            Ok((mut converting, note)) => {
+                report.requantized = Some(note);
+                Model::load(&arch, ct, &mut converting, dev)
+            }
+            Err(mut reader) => Model::load(&arch, ct, &mut reader, dev),
         }
     } else {
-        None
-    };
-    let loaded = match converted {
-        Some((mut cursor, note)) => {
-            report.requantized = Some(note);
-            Model::load(&arch, ct, &mut cursor, dev)
-        }
-        None => Model::load(&arch, ct, &mut reader, dev),
+        Model::load(&arch, ct, &mut reader, dev)
     };
     let mut model = match loaded {
         Ok(m) => m,

@@ -133,7 +133,7 @@ fn a_missing_or_mistyped_metadata_key_fails_naming_the_key() {
     let src = tiny(dir.path(), "llama", TinyDtype::Q8_0, false);
     let dst = dir.path().join("no-heads.gguf");
     with_metadata(&src, &dst, |md| {
-        md.retain(|(k, _)| k != "llama.attention.head_count")
+        md.retain(|(k, _)| k != "llama.attention.head_count");
     });
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
@@ -162,7 +162,7 @@ fn a_missing_or_mistyped_metadata_key_fails_naming_the_key() {
     let src = tiny(dir.path(), "qwen3", TinyDtype::Q8_0, false);
     let dst = dir.path().join("no-key-length.gguf");
     with_metadata(&src, &dst, |md| {
-        md.retain(|(k, _)| k != "qwen3.attention.key_length")
+        md.retain(|(k, _)| k != "qwen3.attention.key_length");
     });
     let r = check(&dst);
     assert_eq!(r.outcome, SmokeOutcome::Failed);
@@ -405,4 +405,30 @@ fn real_minilm_embeds_like_sentence_transformers() {
     assert!((n - 1.0).abs() < 1e-4);
     let cos: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
     assert!((cos - 0.755).abs() < 0.01, "cos = {cos}");
+}
+
+#[test]
+fn scalar_path_q4_1_tensors_are_requantised_at_load_and_still_run() {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny(dir.path(), "llama", TinyDtype::Q8_0, true);
+    let (md, mut ts) = synthetic::read_gguf(&src).unwrap();
+    let mut converted = 0;
+    for (n, t) in &mut ts {
+        if t.dtype() == GgmlDType::Q8_0 && n.starts_with("blk.") {
+            let f = t.dequantize(&candle_core::Device::Cpu).unwrap();
+            *t = QTensor::quantize(&f, GgmlDType::Q4_1).unwrap();
+            converted += 1;
+        }
+    }
+    let dst = dir.path().join("q4_1.gguf");
+    synthetic::write_gguf(&dst, &md, &ts).unwrap();
+    let r = check(&dst);
+    assert_passed(&r, "gguf-embedded");
+    assert_eq!(
+        r.requantized.as_deref(),
+        Some(format!("Q4_1→Q8_0 ×{converted}").as_str())
+    );
+    // The Q8_0 original is not converted.
+    assert_eq!(check(&src).requantized, None);
 }
