@@ -659,7 +659,7 @@ pub(crate) fn run(
         ct.metadata
             .insert("general.dtype".to_owned(), Value::U32(0));
     }
-    let loaded = if dev.is_cpu() {
+    let loaded = if dev.is_cpu() && file_bytes <= opts.requantize_max_file_bytes {
         match requantize(&mut ct, reader) {
             Ok((mut converting, note)) => {
                 report.requantized = Some(note);

@@ -65,7 +65,14 @@ pub struct SmokeOptions {
     /// Greedy tokens to generate (stops early at end-of-sequence).
     pub max_new_tokens: usize,
     pub device: SmokeDevice,
+    /// On the CPU, requantise tensors candle only runs on its scalar path (Q4_1, Q5_0, Q5_1) to
+    /// Q8_0 when the file is at most this big. Q8_0 takes up to 2× their memory, so large files
+    /// keep their type (slower, but the peak memory stays the file's) [default: 2 GiB].
+    pub requantize_max_file_bytes: u64,
 }
+
+/// Default of [`SmokeOptions::requantize_max_file_bytes`].
+pub const DEFAULT_REQUANTIZE_MAX_FILE_BYTES: u64 = 2 << 30;
 
 impl Default for SmokeOptions {
     fn default() -> Self {
@@ -73,6 +80,7 @@ impl Default for SmokeOptions {
             prompt: None,
             max_new_tokens: 8,
             device: SmokeDevice::Cpu,
+            requantize_max_file_bytes: DEFAULT_REQUANTIZE_MAX_FILE_BYTES,
         }
     }
 }
@@ -82,7 +90,8 @@ impl Default for SmokeOptions {
 /// onto [`fleetfit_core::readiness::Verification`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SmokeReport {
-    /// `passed`, `failed` or `skipped` (skipped is never a pass).
+    /// `passed`, `failed` or `skipped` (skipped is never a pass); the readiness report's `smoke`.
+    #[serde(alias = "smoke")]
     pub outcome: SmokeOutcome,
     /// The generated text, the embedding norm, or why it failed / was skipped.
     pub detail: String,

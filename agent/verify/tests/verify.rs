@@ -431,4 +431,12 @@ fn scalar_path_q4_1_tensors_are_requantised_at_load_and_still_run() {
     );
     // The Q8_0 original is not converted.
     assert_eq!(check(&src).requantized, None);
+    // Above the size limit the file keeps its type (candle's scalar Q4_1 path) and still runs.
+    let opts = SmokeOptions {
+        requantize_max_file_bytes: 1000,
+        ..SmokeOptions::default()
+    };
+    let kept = verify_path(&dst, &opts);
+    assert_eq!(kept.outcome, SmokeOutcome::Passed, "{}", kept.detail);
+    assert_eq!(kept.requantized, None);
 }
