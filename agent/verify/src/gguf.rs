@@ -607,7 +607,15 @@ pub(crate) fn run(
         .unwrap_or(0);
 
     // Tokenizer and prompt, before the loader takes the header.
-    let (tokenizer, why_fixed) = if ct.metadata.contains_key("tokenizer.ggml.model") {
+    let (tokenizer, why_fixed) = if meta_str(&ct, "tokenizer.ggml.model") == Some("llama") {
+        match crate::spm::from_gguf(&ct) {
+            Ok(t) => (Some(t), String::new()),
+            Err(e) => (
+                None,
+                format!("the embedded SentencePiece tokenizer cannot be built: {e}"),
+            ),
+        }
+    } else if ct.metadata.contains_key("tokenizer.ggml.model") {
         match tokenizers::Tokenizer::from_gguf(&ct) {
             Ok(t) => (Some(t), String::new()),
             Err(e) => (

@@ -7,6 +7,7 @@
 mod bert;
 mod gguf;
 mod resolve;
+mod spm;
 pub mod synthetic;
 
 use serde::{Deserialize, Serialize};

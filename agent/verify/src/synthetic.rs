@@ -92,6 +92,34 @@ fn vocab() -> (Vec<String>, Vec<String>, Vec<i32>) {
     (tokens, merges, types)
 }
 
+/// A SentencePiece-style vocabulary (`tokenizer.ggml.model = "llama"`, as Phi-3 and Gemma ship):
+/// `<unk>`, `<s>`, `</s>`, the 256 `<0xNN>` byte tokens, printable ASCII pieces, a few merged
+/// pieces, then the chat-template control tokens. Returns tokens, scores and token types.
+fn spm_vocab(chat_specials: &[&str]) -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    tokens.push("▁".into());
+    types.push(1);
+    for c in '!'..='~' {
+        tokens.push(c.to_string());
+        types.push(1);
+    }
+    for piece in ["Th", "The", "▁The", "▁c", "▁ca", "▁cat"] {
+        tokens.push(piece.into());
+        types.push(1);
+    }
+    for s in chat_specials {
+        tokens.push((*s).to_owned());
+        types.push(3);
+    }
+    let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
+    (tokens, scores, types)
+}
+
 struct Dims {
     hidden: usize,
     heads: usize,
@@ -135,9 +163,10 @@ impl Writer {
 }
 
 /// Writes a tiny GGUF of `arch` (one of [`TINY_ARCHITECTURES`]): 2 blocks, 4 heads / 2 KV heads,
-/// hidden 64 (Q8_0) or 256 (Q4K), vocabulary 262. With `with_tokenizer` it embeds a GPT-2
-/// byte-level BPE tokenizer and a ChatML chat template; without, the smoke test must fall back
-/// to fixed token ids.
+/// hidden 64 (Q8_0) or 256 (Q4K), a vocabulary of a few hundred tokens. With `with_tokenizer`
+/// it embeds a tokenizer like the real family's: SentencePiece-style (`llama` model, `<0xNN>`
+/// byte fallback) with the Phi-3 / Gemma chat template for `phi3` / `gemma3`, else GPT-2
+/// byte-level BPE with a ChatML template; without, the smoke test must fall back to fixed ids.
 pub fn write_tiny_gguf(
     path: &Path,
     arch: &str,
@@ -150,7 +179,21 @@ pub fn write_tiny_gguf(
             TINY_ARCHITECTURES.join(", ")
         )));
     }
+    // Phi-3 and Gemma GGUFs embed SentencePiece vocabularies; the others GPT-2 byte-level BPE.
+    let spm_specials: Option<(&[&str], &str)> = match arch {
+        "phi3" => Some((
+            &["<|user|>", "<|assistant|>", "<|end|>"],
+            "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<|end|>\n{% endfor %}<|assistant|>\n",
+        )),
+        "gemma3" => Some((
+            &["<start_of_turn>", "<end_of_turn>"],
+            "{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n",
+        )),
+        _ => None,
+    };
     let (tokens, merges, types) = vocab();
+    let spm = spm_specials.map(|(specials, template)| (spm_vocab(specials), template));
+    let tokens = spm.as_ref().map_or(tokens, |((t, _, _), _)| t.clone());
     let hidden = match dtype {
         TinyDtype::Q8_0 => 64,
         TinyDtype::Q4K => 256,
@@ -201,7 +244,29 @@ pub fn write_tiny_gguf(
         }
         _ => {}
     }
-    if with_tokenizer {
+    if with_tokenizer && let Some(((_, scores, types), template)) = &spm {
+        let str_array = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
+        md.extend([
+            ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+            ("tokenizer.ggml.tokens".into(), str_array(&tokens)),
+            (
+                "tokenizer.ggml.scores".into(),
+                Value::Array(scores.iter().map(|s| Value::F32(*s)).collect()),
+            ),
+            (
+                "tokenizer.ggml.token_type".into(),
+                Value::Array(types.iter().map(|t| Value::I32(*t)).collect()),
+            ),
+            ("tokenizer.ggml.bos_token_id".into(), u(1)),
+            ("tokenizer.ggml.eos_token_id".into(), u(2)),
+            ("tokenizer.ggml.unknown_token_id".into(), u(0)),
+            ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
+            (
+                "tokenizer.chat_template".into(),
+                Value::String((*template).to_owned()),
+            ),
+        ]);
+    } else if with_tokenizer {
         let str_array = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
         let eos = tokens.len() - 1; // <|im_end|>
         md.extend([
