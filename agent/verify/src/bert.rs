@@ -75,7 +75,7 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
         }
     };
     let tok_path = companion(weights, "tokenizer.json");
-    let tokenizer = match tokenizers::Tokenizer::from_file(&tok_path) {
+    let mut tokenizer = match tokenizers::Tokenizer::from_file(&tok_path) {
         Ok(t) => t,
         Err(e) => {
             return fail(format!(
@@ -84,6 +84,8 @@ fn load(weights: &Path, device: &Device) -> Result<Encoder, Stop> {
             ));
         }
     };
+    // Sentence-transformers ship tokenizer.json padded to a fixed 128: one sentence needs none.
+    tokenizer.with_padding(None);
     let tensors = match candle_core::safetensors::load(weights, device) {
         Ok(t) => t,
         Err(e) => {

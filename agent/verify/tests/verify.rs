@@ -391,6 +391,8 @@ fn real_minilm_embeds_like_sentence_transformers() {
     let r = check(dir);
     assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
     assert_eq!(r.embedding_dim, Some(384));
+    // [CLS] a man is eating food . [SEP]: the tokenizer.json's fixed 128 padding is turned off.
+    assert_eq!(r.prompt_tokens, 8, "{}", r.detail);
     assert!(
         (r.embedding_norm.unwrap() - 5.633).abs() < 0.01,
         "{}",
@@ -404,6 +406,7 @@ fn real_minilm_embeds_like_sentence_transformers() {
     let n: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((n - 1.0).abs() < 1e-4);
     let cos: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
+    eprintln!("MiniLM: {}; cos = {cos:.4}", r.detail);
     assert!((cos - 0.755).abs() < 0.01, "cos = {cos}");
 }
 
