@@ -11,7 +11,8 @@ use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{
-    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    quantized_gemma3, quantized_glm4, quantized_llama, quantized_phi3, quantized_qwen2,
+    quantized_qwen3,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Architectures with a wired loader, in the order the "supported" list prints them.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3", "glm4"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -165,6 +166,32 @@ const SPECS: &[Spec] = &[
         ],
         extra_tensors: &[],
     },
+    Spec {
+        arch: "glm4",
+        keys: &[
+            ("embedding_length", Kind::U32),
+            ("block_count", Kind::U32),
+            ("context_length", Kind::U32),
+            ("attention.head_count", Kind::U32),
+            ("attention.head_count_kv", Kind::U32),
+            ("attention.key_length", Kind::U32),
+            ("attention.layer_norm_rms_epsilon", Kind::F32),
+            ("rope.freq_base", Kind::F32),
+        ],
+        block_tensors: &[
+            "attn_q.weight",
+            "attn_k.weight",
+            "attn_v.weight",
+            "attn_output.weight",
+            "attn_norm.weight",
+            "post_attention_norm.weight",
+            "ffn_norm.weight",
+            "post_ffw_norm.weight",
+            "ffn_up.weight",
+            "ffn_down.weight",
+        ],
+        extra_tensors: &[],
+    },
 ];
 
 /// GGUF types candle 0.11.1 multiplies on its scalar path on x86/ARM CPUs.
@@ -176,6 +203,7 @@ enum Model {
     Qwen3(quantized_qwen3::ModelWeights),
     Phi3(quantized_phi3::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
+    Glm4(quantized_glm4::ModelWeights),
 }
 
 impl Model {
@@ -190,6 +218,12 @@ impl Model {
             "qwen3" => Self::Qwen3(quantized_qwen3::ModelWeights::from_gguf(ct, r, dev)?),
             "phi3" => Self::Phi3(quantized_phi3::ModelWeights::from_gguf(false, ct, r, dev)?),
             "gemma3" => Self::Gemma3(quantized_gemma3::ModelWeights::from_gguf(ct, r, dev)?),
+            "glm4" => Self::Glm4(quantized_glm4::ModelWeights::from_gguf(
+                ct,
+                r,
+                dev,
+                DType::F32,
+            )?),
             _ => Self::Llama(quantized_llama::ModelWeights::from_gguf(ct, r, dev)?),
         })
     }
@@ -202,6 +236,7 @@ impl Model {
             Self::Qwen3(m) => m.forward(&x, pos)?,
             Self::Phi3(m) => m.forward(&x, pos)?,
             Self::Gemma3(m) => m.forward(&x, pos)?,
+            Self::Glm4(m) => m.forward(&x, pos)?,
         };
         logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
     }

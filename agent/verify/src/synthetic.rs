@@ -22,7 +22,7 @@ pub enum TinyDtype {
 }
 
 /// Architectures [`write_tiny_gguf`] can write.
-pub const TINY_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
+pub const TINY_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3", "glm4"];
 
 /// Deterministic xorshift64* values in [-scale, scale].
 struct XorShift(u64);
@@ -236,7 +236,7 @@ pub fn write_tiny_gguf(
     ];
     match arch {
         "llama" | "phi3" => md.push((format!("{arch}.rope.dimension_count"), u(dims.head_dim))),
-        "qwen3" => md.push((format!("{arch}.attention.key_length"), u(dims.head_dim))),
+        "qwen3" | "glm4" => md.push((format!("{arch}.attention.key_length"), u(dims.head_dim))),
         "gemma3" => {
             md.push((format!("{arch}.attention.key_length"), u(dims.head_dim)));
             md.push((format!("{arch}.attention.value_length"), u(dims.head_dim)));
@@ -304,6 +304,17 @@ pub fn write_tiny_gguf(
             wr.matrix(&format!("{p}.attn_qkv.weight"), h + 2 * kvd, h)?;
             wr.matrix(&format!("{p}.attn_output.weight"), h, h)?;
             wr.matrix(&format!("{p}.ffn_up.weight"), 2 * dims.ffn, h)?;
+            continue;
+        }
+        if arch == "glm4" {
+            // GLM-4 fuses gate and up into ffn_up and norms after attention and the FFN too.
+            wr.matrix(&format!("{p}.attn_q.weight"), dims.heads * hd, h)?;
+            wr.matrix(&format!("{p}.attn_k.weight"), kvd, h)?;
+            wr.matrix(&format!("{p}.attn_v.weight"), kvd, h)?;
+            wr.matrix(&format!("{p}.attn_output.weight"), h, dims.heads * hd)?;
+            wr.matrix(&format!("{p}.ffn_up.weight"), 2 * dims.ffn, h)?;
+            wr.vector(&format!("{p}.post_attention_norm.weight"), h, 1.0)?;
+            wr.vector(&format!("{p}.post_ffw_norm.weight"), h, 1.0)?;
             continue;
         }
         wr.matrix(&format!("{p}.attn_q.weight"), dims.heads * hd, h)?;
