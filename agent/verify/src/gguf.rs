@@ -252,7 +252,18 @@ fn check_extents(ct: &Content, file_bytes: u64) -> Result<(), Stop> {
     infos.sort_by_key(|(name, info)| (info.offset, (*name).clone()));
     let mut past_end: Vec<(String, u64)> = Vec::new();
     for (name, info) in &infos {
-        let elems = info.shape.elem_count();
+        let Some(elems) = info
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .filter(|e| (*e as u64) <= file_bytes.saturating_mul(8))
+        else {
+            return fail(format!(
+                "tensor `{name}` has shape {:?}, more elements than the file could hold: corrupt header",
+                info.shape.dims()
+            ));
+        };
         let block = info.ggml_dtype.block_size();
         if block == 0 || elems % block != 0 {
             return fail(format!(

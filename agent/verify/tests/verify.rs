@@ -443,3 +443,42 @@ fn scalar_path_q4_1_tensors_are_requantised_at_load_and_still_run() {
     assert_eq!(kept.outcome, SmokeOutcome::Passed, "{}", kept.detail);
     assert_eq!(kept.requantized, None);
 }
+
+#[test]
+fn absurd_header_counts_and_shapes_fail_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut counts = b"GGUF".to_vec();
+    counts.extend(3u32.to_le_bytes());
+    counts.extend((1u64 << 60).to_le_bytes());
+    counts.extend((1u64 << 60).to_le_bytes());
+    counts.extend([0u8; 64]);
+    let p = dir.path().join("counts.gguf");
+    std::fs::write(&p, &counts).unwrap();
+    let r = check(&p);
+    assert_eq!(r.outcome, SmokeOutcome::Failed);
+    assert!(
+        r.detail.contains("cannot read the GGUF header"),
+        "{}",
+        r.detail
+    );
+
+    // One tensor of 2^80 elements (wraps to 0 in a plain product).
+    let mut shape = b"GGUF".to_vec();
+    shape.extend(3u32.to_le_bytes());
+    shape.extend(1u64.to_le_bytes()); // tensors
+    shape.extend(0u64.to_le_bytes()); // metadata
+    shape.extend(3u64.to_le_bytes());
+    shape.extend(b"abc");
+    shape.extend(4u32.to_le_bytes()); // dims
+    for _ in 0..4 {
+        shape.extend((1u64 << 20).to_le_bytes());
+    }
+    shape.extend(8u32.to_le_bytes()); // Q8_0
+    shape.extend(0u64.to_le_bytes()); // offset
+    shape.extend([0u8; 64]);
+    let p = dir.path().join("shape.gguf");
+    std::fs::write(&p, &shape).unwrap();
+    let r = check(&p);
+    assert_eq!(r.outcome, SmokeOutcome::Failed);
+    assert!(r.detail.contains("tensor `abc` has shape"), "{}", r.detail);
+}
