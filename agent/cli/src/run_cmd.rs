@@ -55,14 +55,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         sysroot: args.sysroot.clone(),
         interval: args.interval,
         max_backoff: args.max_backoff,
-        profile_refresh: Duration::from_secs(15 * 60),
+        profile_refresh: Duration::from_mins(15),
         retry_failed_after: args.retry_failed_after,
         role: args.role.clone(),
         once: args.once,
         apply: ApplyOptions {
             state_dir: state_dir.clone(),
             fetch: fetch_config(args.models_dir.as_deref(), &state_dir),
-            smoke: SmokeCommand::this_exe(Duration::from_secs(900))
+            smoke: SmokeCommand::this_exe(Duration::from_mins(15))
                 .context("cannot find this executable for the smoke test")?,
             allow_smoke_skipped: args.allow_smoke_skipped,
             force: false,
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
         assert!(parse_duration("2d").is_err());
         assert!(parse_duration("x").is_err());
     }

@@ -437,14 +437,12 @@ fn installs_a_safetensors_embedding_model() {
     assert!(snap.join("config.json").is_file() && snap.join("tokenizer.json").is_file());
 }
 
+/// Requests the stand-in acknowledged: (method, path, "authorization body").
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
 /// A control-plane stand-in that answers the first `fail_first` readiness PUTs with 503, then
 /// 200, and keeps every request (method, path, authorization, body).
-fn report_sink(
-    fail_first: usize,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
-) {
+fn report_sink(fail_first: usize) -> (String, Seen) {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -2,7 +2,11 @@
 //! hub, and `fleetfit-agent run` daemons on fixture sysroots. Two agents enroll and go ready;
 //! an agent killed mid-download resumes after a restart; a server killed with SIGKILL and
 //! restarted is found again by its agents; SIGTERM stops an agent cleanly.
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers: failed setup fails loudly
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::many_single_char_names
+)] // test helpers: failed setup fails loudly
 
 mod common;
 
@@ -131,7 +135,7 @@ fn serve(w: &World, port: u16) -> (Proc, String) {
         .args(["--stale-after", "30s"])
         .env("FLEETFIT_ADMIN_TOKEN", ADMIN);
     let p = Proc::spawn(cmd);
-    p.wait_for("listening on", Duration::from_secs(60));
+    p.wait_for("listening on", Duration::from_mins(1));
     (p, format!("http://127.0.0.1:{port}"))
 }
 
@@ -261,7 +265,7 @@ fn sigterm_stops_an_agent_cleanly() {
     let (_server, url) = serve(&w, free_port());
     let t = token(&url, "1");
     let mut a = agent(&w, &url, &t, "cpu-only-vm");
-    wait_ready(&url, 1, Duration::from_secs(60), &[&a]);
+    wait_ready(&url, 1, Duration::from_mins(1), &[&a]);
     let status = a.sigterm();
     assert!(
         status.success(),
@@ -278,7 +282,7 @@ fn a_server_killed_and_restarted_is_found_again() {
     let (mut server, url) = serve(&w, port);
     let t = token(&url, "1");
     let a = agent(&w, &url, &t, "cpu-only-vm");
-    wait_ready(&url, 1, Duration::from_secs(60), &[&a]);
+    wait_ready(&url, 1, Duration::from_mins(1), &[&a]);
     server.sigkill();
     // The agent keeps trying while the server is away (and keeps serving its model).
     std::thread::sleep(Duration::from_secs(2));
@@ -348,7 +352,7 @@ fn an_agent_killed_mid_download_resumes_after_restart() {
             break p;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_mins(1),
             "no partial download\n{}",
             a.log()
         );
@@ -359,7 +363,7 @@ fn an_agent_killed_mid_download_resumes_after_restart() {
     w.hub
         .clear_fault("acme/tiny-llama-GGUF", "tiny-llama.Q8_0.gguf");
     let a = agent(&w, &url, &t, "cpu-only-vm");
-    wait_ready(&url, 1, Duration::from_secs(60), &[&a]);
+    wait_ready(&url, 1, Duration::from_mins(1), &[&a]);
     let resumed = w
         .hub
         .requests()

@@ -51,8 +51,7 @@ async fn status_error(resp: reqwest::Response) -> ClientError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     let message = serde_json::from_str::<fleetfit_core::api::ApiError>(&text)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| text.chars().take(200).collect());
+        .map_or_else(|_| text.chars().take(200).collect(), |e| e.error);
     ClientError::Status { status, message }
 }
 

@@ -52,7 +52,11 @@ pub fn random_id() -> String {
             .map_or(0, |d| d.as_nanos());
         bytes[..16].copy_from_slice(&(nanos ^ u128::from(std::process::id())).to_le_bytes());
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]

@@ -82,15 +82,14 @@ pub async fn run(cmd: &SmokeCommand, path: &Path) -> SmokeResult {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Ok(raw) = serde_json::from_str::<serde_json::Value>(stdout.trim()) else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let how = match output.status.code() {
-            Some(code) => format!("exited with {code}"),
-            None => {
-                use std::os::unix::process::ExitStatusExt as _;
-                format!(
-                    "was killed by signal {}",
-                    output.status.signal().unwrap_or(0)
-                )
-            }
+        let how = if let Some(code) = output.status.code() {
+            format!("exited with {code}")
+        } else {
+            use std::os::unix::process::ExitStatusExt as _;
+            format!(
+                "was killed by signal {}",
+                output.status.signal().unwrap_or(0)
+            )
         };
         let tail: String = stderr
             .lines()
