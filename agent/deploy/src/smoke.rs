@@ -60,6 +60,13 @@ pub async fn run(cmd: &SmokeCommand, path: &Path) -> SmokeResult {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    // candle's matmuls run on rayon's pool, its own pool reads CANDLE_NUM_THREADS: pin both the
+    // same way (an unpinned pool spin-waits badly on a busy machine).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none()
+        && let Some(n) = std::env::var_os("CANDLE_NUM_THREADS")
+    {
+        command.env("RAYON_NUM_THREADS", n);
+    }
     let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
