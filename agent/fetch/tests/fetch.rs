@@ -55,6 +55,14 @@ fn gets(log: &[LoggedRequest]) -> Vec<&LoggedRequest> {
     log.iter().filter(|r| r.method == "GET").collect()
 }
 
+/// GETs of file bytes (huggingface_hub also GETs other `/api/...` paths).
+fn file_gets(log: &[LoggedRequest]) -> usize {
+    gets(log)
+        .iter()
+        .filter(|r| r.path.contains("/resolve/") || r.path.starts_with("/cdn/"))
+        .count()
+}
+
 fn entries(p: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
         .map(|d| {
@@ -661,6 +669,39 @@ print(sorted(f.file_name for rev in repo.revisions for f in rev.files), sorted(r
         String::from_utf8_lossy(&out.stderr)
     );
     let mut lines = stdout.lines();
-    assert_eq!(lines.next().map(PathBuf::from), Some(got.path));
+    assert_eq!(lines.next().map(PathBuf::from), Some(got.path.clone()));
     assert_eq!(lines.next(), Some("['config.json', 'model.gguf'] ['main']"));
+
+    // huggingface_hub online against the test hub: it finds our blob (HEAD only, no GET) ...
+    hub.clear_requests();
+    let dl = r#"
+import sys, huggingface_hub as h
+print(h.hf_hub_download("acme/tiny", sys.argv[2], cache_dir=sys.argv[1]))
+"#;
+    let run = |file: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", dl])
+            .arg(dir.path().join("hub"))
+            .arg(file)
+            .env("HF_ENDPOINT", hub.url())
+            .env("NO_PROXY", "127.0.0.1")
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    };
+    assert_eq!(run("model.gguf"), got.path);
+    assert!(file_gets(&hub.requests()) == 0, "{:?}", hub.requests());
+    // ... and what it downloads itself is a cache hit for us.
+    hub.add_file(REPO, "py/other.bin", data(5000, 19));
+    let py = run("py/other.bin");
+    hub.clear_requests();
+    let ours = fetch(&cfg, &req("py/other.bin")).await.unwrap();
+    assert_eq!((ours.path, ours.bytes_downloaded), (py, 0));
+    assert_eq!(file_gets(&hub.requests()), 0);
 }

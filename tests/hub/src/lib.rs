@@ -595,8 +595,14 @@ fn cdn(state: &Mutex<State>, stream: &mut TcpStream, req: &Request, etag: &str) 
         st.faults.remove(&key);
     }
     drop(st);
+    // The hub's metadata headers here too: huggingface_hub follows a relative redirect on HEAD and reads them from
+    // the target (the real CDN is on another host, so clients stop at the hub's 302 there).
+    let quoted = format!("\"{}\"", e.etag);
     let headers = [
-        ("ETag", format!("\"{}\"", e.etag)),
+        ("ETag", quoted.clone()),
+        ("X-Linked-Etag", quoted),
+        ("X-Linked-Size", e.advertised_size.to_string()),
+        ("X-Repo-Commit", commit_of(&key.0)),
         ("Accept-Ranges", "bytes".to_owned()),
     ];
     serve_bytes(stream, req, &e, &headers, fault.as_ref())
