@@ -37,6 +37,16 @@ fn main() {
         ),
         trial("verify_minilm_embeds", verify_minilm_embeds, minilm),
         trial(
+            "smollm2_in_process_report",
+            smollm2_in_process_report,
+            smollm2,
+        ),
+        trial(
+            "minilm_embeds_like_sentence_transformers",
+            minilm_embeds_like_sentence_transformers,
+            minilm,
+        ),
+        trial(
             "real_minilm_through_the_local_hub",
             real_minilm_through_the_local_hub,
             minilm,
@@ -145,4 +155,52 @@ fn real_minilm_through_the_local_hub() {
     let r = report_of(&o);
     assert_eq!(r.state, ReadinessState::Ready);
     assert_eq!(r.verified.map(|v| v.smoke), Some(SmokeOutcome::Passed));
+}
+
+fn smoke(path: &std::path::Path) -> fleetfit_verify::SmokeReport {
+    fleetfit_verify::verify_path(path, &fleetfit_verify::SmokeOptions::default())
+}
+
+/// The library's report on SmolLM2: llama architecture, embedded GPT-2 tokenizer, "Paris".
+fn smollm2_in_process_report() {
+    let p = std::env::var_os("FLEETFIT_SMOLLM2_GGUF").expect("FLEETFIT_SMOLLM2_GGUF");
+    let r = smoke(std::path::Path::new(&p));
+    assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
+    assert_eq!(r.tokenizer.as_deref(), Some("gguf-embedded"));
+    assert_eq!(r.architecture.as_deref(), Some("llama"));
+    assert!(
+        r.generated_text
+            .clone()
+            .unwrap_or_default()
+            .contains("Paris"),
+        "{}",
+        r.detail
+    );
+    assert!(r.detail.contains("Paris"));
+}
+
+/// all-MiniLM-L6-v2: 384-d, pre-normalisation norm 5.633 for "A man is eating food.", and the
+/// sentence-transformers cosine with "A man is eating a piece of bread." (0.755).
+fn minilm_embeds_like_sentence_transformers() {
+    let d = std::env::var_os("FLEETFIT_MINILM_DIR").expect("FLEETFIT_MINILM_DIR");
+    let dir = std::path::Path::new(&d);
+    let r = smoke(dir);
+    assert_eq!(r.outcome, SmokeOutcome::Passed, "{}", r.detail);
+    assert_eq!(r.embedding_dim, Some(384));
+    // [CLS] a man is eating food . [SEP]: the tokenizer.json's fixed 128 padding is turned off.
+    assert_eq!(r.prompt_tokens, 8, "{}", r.detail);
+    assert!(
+        (r.embedding_norm.unwrap() - 5.633).abs() < 0.01,
+        "{}",
+        r.detail
+    );
+    let e = fleetfit_verify::embed(
+        dir,
+        &["A man is eating food.", "A man is eating a piece of bread."],
+    )
+    .unwrap();
+    let n: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((n - 1.0).abs() < 1e-4);
+    let cos: f32 = e[0].iter().zip(&e[1]).map(|(a, b)| a * b).sum();
+    assert!((cos - 0.755).abs() < 0.01, "cos = {cos}");
 }
