@@ -58,6 +58,41 @@ fn main() {
         curl.push(t.elapsed());
     }
 
+    // Baselines doing the same job as fetch() with standard tools: download to a file on the same
+    // disk (fsync'd), download then sha256sum the file, and curl piped into sha256sum.
+    let shell = |script: &str| -> Option<Duration> {
+        let out = dir.path().join("curl.out");
+        let t = Instant::now();
+        let ok = std::process::Command::new("sh")
+            .args(["-c", script, "sh", &cdn, out.to_str().unwrap_or("curl.out")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let d = t.elapsed();
+        let _ = std::fs::remove_file(&out);
+        ok.then_some(d)
+    };
+    let baselines: Vec<(&str, Option<Duration>)> = [
+        (
+            "curl -o FILE && sync FILE (same disk)",
+            r#"curl -s -o "$2" "$1" && sync "$2""#,
+        ),
+        (
+            "curl -o FILE && sha256sum FILE (download, then verify)",
+            r#"curl -s -o "$2" "$1" && sha256sum "$2""#,
+        ),
+        (
+            "curl | sha256sum (hash on the fly, no write)",
+            r#"curl -s "$1" | sha256sum"#,
+        ),
+    ]
+    .iter()
+    .map(|(name, script)| {
+        let runs: Option<Vec<Duration>> = (0..3).map(|_| shell(script)).collect();
+        (*name, runs.map(median))
+    })
+    .collect();
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,11 +162,24 @@ fn main() {
         "fetch() into a fresh cache (HEAD, GET, sha256, write, fsync, link)",
         ours_m,
     );
+    for (name, d) in &baselines {
+        if let Some(d) = d {
+            row(name, *d);
+        }
+    }
     if let Some(c) = curl_m {
         println!(
-            "| ratio fetch / curl (target >= 0.90) | | {:.2} |",
+            "| ratio fetch / curl -o /dev/null (target >= 0.90) | | {:.2} |",
             c.as_secs_f64() / ours_m.as_secs_f64()
         );
+    }
+    for (name, d) in &baselines {
+        if let Some(d) = d {
+            println!(
+                "| ratio fetch / {name} | | {:.2} |",
+                d.as_secs_f64() / ours_m.as_secs_f64()
+            );
+        }
     }
     println!(
         "| sha256 of 256 MiB in memory, one core, best of 3 (sha_ni: {sha_ni}; target >= 1000) | {:.3} s | {:.0} |",
