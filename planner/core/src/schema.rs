@@ -26,6 +26,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("plan", one::<Plan>()),
         ("policy-test", one::<PolicyTestFile>()),
         ("readiness", one::<crate::readiness::ReadinessReport>()),
+        ("api-enroll-request", one::<crate::api::EnrollRequest>()),
+        ("api-heartbeat", one::<crate::api::Heartbeat>()),
+        ("api-fleet-status", one::<crate::api::FleetStatus>()),
+        ("api-fleet-device", one::<crate::api::FleetDevice>()),
     ]
 }
 
