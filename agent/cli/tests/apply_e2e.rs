@@ -13,20 +13,7 @@ use std::path::Path;
 
 #[test]
 fn installs_a_gguf_from_nothing_to_ready() {
-    let w = World::new();
-    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
-    w.hub.add_file(
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        bytes.clone(),
-    );
-    w.catalog(&[entry(
-        "tiny-llama",
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        &bytes,
-        0.5,
-    )]);
+    let (w, bytes) = World::with_tiny_model();
 
     let o = w.apply(&[]);
     let r = report_of(&o);
@@ -108,20 +95,7 @@ fn installs_a_gguf_from_nothing_to_ready() {
 
 #[test]
 fn dry_run_changes_nothing() {
-    let w = World::new();
-    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
-    w.hub.add_file(
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        bytes.clone(),
-    );
-    w.catalog(&[entry(
-        "tiny-llama",
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        &bytes,
-        0.5,
-    )]);
+    let (w, bytes) = World::with_tiny_model();
     let o = w.apply(&["--dry-run"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("dry run json");
@@ -500,20 +474,7 @@ fn report_sink(fail_first: usize) -> (String, Seen) {
 
 #[test]
 fn the_report_is_sent_and_retried_until_acknowledged() {
-    let w = World::new();
-    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
-    w.hub.add_file(
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        bytes.clone(),
-    );
-    w.catalog(&[entry(
-        "tiny-llama",
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        &bytes,
-        0.5,
-    )]);
+    let (w, _) = World::with_tiny_model();
     std::fs::write(w.path("state/credential"), "device-secret\n").expect("credential");
     let (url, seen) = report_sink(2);
     let o = w.apply(&["--server", &url]);
@@ -536,20 +497,7 @@ fn the_report_is_sent_and_retried_until_acknowledged() {
 
 #[test]
 fn an_unreachable_server_leaves_the_report_queued() {
-    let w = World::new();
-    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
-    w.hub.add_file(
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        bytes.clone(),
-    );
-    w.catalog(&[entry(
-        "tiny-llama",
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        &bytes,
-        0.5,
-    )]);
+    let (w, _) = World::with_tiny_model();
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

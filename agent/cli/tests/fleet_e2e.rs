@@ -198,27 +198,9 @@ fn wait_ready(url: &str, n: u64, timeout: Duration, logs: &[&Proc]) -> serde_jso
     }
 }
 
-fn world_with_tiny_model() -> World {
-    let w = World::new();
-    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
-    w.hub.add_file(
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        bytes.clone(),
-    );
-    w.catalog(&[entry(
-        "tiny-llama",
-        "acme/tiny-llama-GGUF",
-        "tiny-llama.Q8_0.gguf",
-        &bytes,
-        0.5,
-    )]);
-    w
-}
-
 #[test]
 fn two_agents_enroll_go_ready_and_feed_plan_and_diff() {
-    let w = world_with_tiny_model();
+    let w = World::with_tiny_model().0;
     let (_server, url) = serve(&w, free_port());
     let t = token(&url, "2");
     let a = agent(&w, &url, &t, "cpu-only-vm");
@@ -261,7 +243,7 @@ fn two_agents_enroll_go_ready_and_feed_plan_and_diff() {
 
 #[test]
 fn sigterm_stops_an_agent_cleanly() {
-    let w = world_with_tiny_model();
+    let w = World::with_tiny_model().0;
     let (_server, url) = serve(&w, free_port());
     let t = token(&url, "1");
     let mut a = agent(&w, &url, &t, "cpu-only-vm");
@@ -277,7 +259,7 @@ fn sigterm_stops_an_agent_cleanly() {
 
 #[test]
 fn a_server_killed_and_restarted_is_found_again() {
-    let w = world_with_tiny_model();
+    let w = World::with_tiny_model().0;
     let port = free_port();
     let (mut server, url) = serve(&w, port);
     let t = token(&url, "1");

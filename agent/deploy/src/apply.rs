@@ -295,10 +295,21 @@ pub async fn apply(
         });
     }
 
-    let fail = |r: &mut ReadinessReport, msg: String| {
+    // A failed attempt: recorded, reported as failed, naming the model that still serves.
+    let give_up = |mut r: ReadinessReport,
+                   msg: String,
+                   smoke_raw: Option<serde_json::Value>|
+     -> Result<Applied, ApplyError> {
         r.state = ReadinessState::Failed;
-        r.error = Some(msg);
+        r.error = Some(msg.clone());
         r.serving = current.as_ref().map(serving_of);
+        record_attempt(&opts.state_dir, role, a, "failed", Some(msg))?;
+        Ok(Applied {
+            report: r,
+            changed: false,
+            modelfile: None,
+            smoke_raw,
+        })
     };
 
     // Fetch.
@@ -312,7 +323,6 @@ pub async fn apply(
         Err(e) => {
             let mut r = report(device, a, ReadinessState::Failed);
             let msg = format!("fetch {}: {e}", describe(&req));
-            fail(&mut r, msg.clone());
             if let fleetfit_fetch::FetchError::IntegrityMismatch { .. } = e {
                 r.verified = Some(Verification {
                     integrity: false,
@@ -324,27 +334,14 @@ pub async fn apply(
                     peak_rss_bytes: 0,
                 });
             }
-            record_attempt(&opts.state_dir, role, a, "failed", Some(msg))?;
-            return Ok(Applied {
-                report: r,
-                changed: false,
-                modelfile: None,
-                smoke_raw: None,
-            });
+            return give_up(r, msg, None);
         }
     };
     for companion in companion_requests(a) {
         if let Err(e) = fleetfit_fetch::fetch(&opts.fetch, &companion).await {
-            let mut r = report(device, a, ReadinessState::Failed);
+            let r = report(device, a, ReadinessState::Failed);
             let msg = format!("fetch {}: {e}", describe(&companion));
-            fail(&mut r, msg.clone());
-            record_attempt(&opts.state_dir, role, a, "failed", Some(msg))?;
-            return Ok(Applied {
-                report: r,
-                changed: false,
-                modelfile: None,
-                smoke_raw: None,
-            });
+            return give_up(r, msg, None);
         }
     }
     let integrity_source = match fetched.integrity_source {
@@ -362,14 +359,7 @@ pub async fn apply(
             "no sha256 to check {} against (the catalog has none and the source gave none); not installed",
             describe(&req)
         );
-        fail(&mut r, msg.clone());
-        record_attempt(&opts.state_dir, role, a, "failed", Some(msg))?;
-        return Ok(Applied {
-            report: r,
-            changed: false,
-            modelfile: None,
-            smoke_raw: None,
-        });
+        return give_up(r, msg, None);
     }
 
     // Smoke inference.
@@ -404,14 +394,7 @@ pub async fn apply(
             ),
             _ => format!("smoke test failed: {}", smoke.detail),
         };
-        fail(&mut r, msg.clone());
-        record_attempt(&opts.state_dir, role, a, "failed", Some(msg))?;
-        return Ok(Applied {
-            report: r,
-            changed: false,
-            modelfile: None,
-            smoke_raw: Some(smoke.raw),
-        });
+        return give_up(r, msg, Some(smoke.raw));
     }
 
     // Install: the state file and the stable link switch together, the file is already in place.

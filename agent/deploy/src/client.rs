@@ -47,6 +47,19 @@ fn unreachable(e: &reqwest::Error) -> ClientError {
     ClientError::Unreachable(e.to_string())
 }
 
+/// Sends `req` and decodes a 2xx JSON answer; anything else is a [`ClientError`].
+async fn call<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+) -> Result<T, ClientError> {
+    let resp = req.send().await.map_err(|e| unreachable(&e))?;
+    if !resp.status().is_success() {
+        return Err(status_error(resp).await);
+    }
+    resp.json()
+        .await
+        .map_err(|e| ClientError::Decode(e.to_string()))
+}
+
 async fn status_error(resp: reqwest::Response) -> ClientError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
@@ -92,19 +105,7 @@ impl ControlPlane {
 
     /// `POST /v1/enroll`.
     pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/enroll", self.base))
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
-        resp.json()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
+        call(self.http.post(format!("{}/v1/enroll", self.base)).json(req)).await
     }
 
     /// `PUT /v1/devices/{id}/profile`.
@@ -112,21 +113,14 @@ impl ControlPlane {
         &self,
         profile: &DeviceProfile,
     ) -> Result<ProfileAccepted, ClientError> {
-        let resp = self
-            .auth(
+        call(
+            self.auth(
                 self.http
                     .put(format!("{}/v1/devices/{}/profile", self.base, profile.id)),
             )
-            .json(profile)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
-        resp.json()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
+            .json(profile),
+        )
+        .await
     }
 
     /// `GET /v1/devices/{id}/plan`; `Ok(None)` when it is unchanged since `etag` (304).
@@ -167,21 +161,14 @@ impl ControlPlane {
         device: &str,
         hb: &Heartbeat,
     ) -> Result<HeartbeatAck, ClientError> {
-        let resp = self
-            .auth(
+        call(
+            self.auth(
                 self.http
                     .post(format!("{}/v1/devices/{device}/heartbeat", self.base)),
             )
-            .json(hb)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
-        resp.json()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
+            .json(hb),
+        )
+        .await
     }
 
     /// Where this device's readiness reports go.

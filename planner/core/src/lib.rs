@@ -6,6 +6,7 @@
 //! or serialize. The I/O shells (`fleetfit`, `fleetfit-agent`) live in other crates.
 
 pub mod api;
+pub mod calendar;
 pub mod catalog;
 pub mod defaults;
 pub mod diagnostic;

@@ -56,6 +56,25 @@ impl World {
         w
     }
 
+    /// A world whose hub and catalog hold one tiny llama GGUF (`tiny-llama`, Q8_0), and its bytes.
+    pub fn with_tiny_model() -> (Self, Vec<u8>) {
+        let w = Self::new();
+        let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
+        w.hub.add_file(
+            "acme/tiny-llama-GGUF",
+            "tiny-llama.Q8_0.gguf",
+            bytes.clone(),
+        );
+        w.catalog(&[entry(
+            "tiny-llama",
+            "acme/tiny-llama-GGUF",
+            "tiny-llama.Q8_0.gguf",
+            &bytes,
+            0.5,
+        )]);
+        (w, bytes)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
