@@ -1,5 +1,6 @@
 //! `fleetfit-agent verify PATH`: the smoke inference on one model file or snapshot directory,
-//! printed as text (one line per field) or as the JSON `SmokeReport`. `apply` runs this command
+//! printed as text (one line per field) or as JSON: the ★ ReadinessReport fields (`device`,
+//! `state`, `path`, `verified: {…}`) with the whole `SmokeReport` beside them. `apply` runs this command
 //! as a child process, so a crash or out-of-memory kill in the inference engine never takes the
 //! agent down and the peak memory measured is the inference's own. Exit 0 when passed or
 //! skipped (skipped is printed as SKIPPED, never as ok), 1 when failed.
@@ -18,13 +19,40 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let report = verify_path(&args.path, &opts);
     match args.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json(&report)?)?),
         OutputFormat::Text => print!("{}", text(&report)),
     }
     Ok(match report.outcome {
         SmokeOutcome::Passed | SmokeOutcome::Skipped => ExitCode::SUCCESS,
         SmokeOutcome::Failed => ExitCode::from(1),
     })
+}
+
+/// The ★ ReadinessReport shape (ARCHITECTURE.md: the `--format json` of `apply` and `verify`)
+/// with the SmokeReport's own fields at the top level too. `verify` checks no digest (that is
+/// `apply`'s job), so `verified.integrity` is false with `integrity_source: "not-checked"`.
+fn json(r: &SmokeReport) -> anyhow::Result<serde_json::Value> {
+    use fleetfit_core::readiness::{READINESS_SCHEMA, ReadinessState};
+    let mut v = serde_json::to_value(r)?;
+    let mut verified = r.verification(false);
+    verified.integrity_source = Some("not-checked".into());
+    let state = match r.outcome {
+        SmokeOutcome::Failed => ReadinessState::Failed,
+        SmokeOutcome::Passed | SmokeOutcome::Skipped => ReadinessState::Ready,
+    };
+    let device = fleetfit_probe::probe(&fleetfit_probe::ProbeOptions::default()).id;
+    let model = std::path::Path::new(&r.path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("schema".into(), READINESS_SCHEMA.into());
+        obj.insert("device".into(), device.into());
+        obj.insert("state".into(), serde_json::to_value(state)?);
+        obj.insert("model".into(), model.into());
+        obj.insert("verified".into(), serde_json::to_value(verified)?);
+    }
+    Ok(v)
 }
 
 fn text(r: &SmokeReport) -> String {

@@ -46,6 +46,12 @@ fn a_synthetic_gguf_passes_in_json_and_text() {
     assert!(!ids.is_empty() && ids.len() <= 4, "{v}");
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(v["load_seconds"].as_f64().unwrap() > 0.0);
+    // The ★ ReadinessReport fields are there too.
+    assert_eq!(v["schema"], "fleetfit/readiness/v1");
+    assert_eq!(v["state"], "ready");
+    assert_eq!(v["verified"]["smoke"], "passed");
+    assert_eq!(v["verified"]["integrity_source"], "not-checked");
+    assert!(!v["device"].as_str().unwrap().is_empty());
 
     let o = verify(&["--prompt", "The cat"], &p);
     assert_eq!(o.status.code(), Some(0));
@@ -66,6 +72,8 @@ fn a_truncated_gguf_fails_with_exit_1() {
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
     assert_eq!(v["outcome"], "failed");
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["verified"]["smoke"], "failed");
     assert!(
         v["detail"].as_str().unwrap().contains("ends at byte"),
         "{v}"
@@ -87,6 +95,7 @@ fn an_unsupported_architecture_is_skipped_with_exit_0_and_said_loudly() {
     assert_eq!(o.status.code(), Some(0));
     let v = json(&o);
     assert_eq!(v["outcome"], "skipped");
+    assert_eq!(v["verified"]["smoke"], "skipped");
     assert!(v["detail"].as_str().unwrap().contains("`rwkv6`"), "{v}");
     let o = verify(&[], &dst);
     assert_eq!(o.status.code(), Some(0));
