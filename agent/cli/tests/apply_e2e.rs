@@ -393,6 +393,7 @@ fn installs_a_safetensors_embedding_model() {
         sha256: Some(sha256_hex(&weights)),
         quality: 0.5,
         task: "embedding",
+        url: None,
     }]);
     let o = w.apply(&["--role", "embedding"]);
     assert!(
@@ -519,4 +520,57 @@ fn an_unreachable_server_leaves_the_report_queued() {
         .expect("outbox")
         .collect();
     assert_eq!(queued.len(), 1);
+}
+
+/// A fleet serving models from its own storage: the catalog names a `file://` URL (no hub);
+/// the catalog's sha256 is checked and the install is the same.
+#[test]
+fn installs_from_a_plain_file_url() {
+    let w = World::new();
+    let bytes = tiny_gguf(w.dir.path(), "llama", "tiny.gguf");
+    let store = w.path("share/models");
+    std::fs::create_dir_all(&store).expect("store");
+    std::fs::write(store.join("tiny.Q8_0.gguf"), &bytes).expect("model");
+    let mut e = entry("tiny-llama", "corp/tiny", "tiny.Q8_0.gguf", &bytes, 0.5);
+    e.url = Some(format!("file://{}", store.join("tiny.Q8_0.gguf").display()));
+    w.catalog(&[e]);
+    let o = w.apply(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report_of(&o);
+    assert_eq!(r.state, ReadinessState::Ready);
+    assert_eq!(r.sha256, sha256_hex(&bytes));
+    assert_eq!(
+        r.verified
+            .as_ref()
+            .and_then(|v| v.integrity_source.as_deref()),
+        Some("catalog")
+    );
+    assert!(w.hub.requests().is_empty(), "the hub is not asked");
+    assert_eq!(std::fs::read(&r.path).expect("installed"), bytes);
+    // A newer model whose store copy is corrupted is refused; the installed one keeps serving.
+    let v2 = tiny_gguf(w.dir.path(), "qwen2", "v2.gguf");
+    let mut bad = v2.clone();
+    bad[500] ^= 0xff;
+    std::fs::write(store.join("v2.Q8_0.gguf"), &bad).expect("corrupt");
+    let mut e1 = entry("tiny-llama", "corp/tiny", "tiny.Q8_0.gguf", &bytes, 0.5);
+    e1.url = Some(format!("file://{}", store.join("tiny.Q8_0.gguf").display()));
+    let mut e2 = entry("v2", "corp/v2", "v2.Q8_0.gguf", &v2, 0.9);
+    e2.url = Some(format!("file://{}", store.join("v2.Q8_0.gguf").display()));
+    w.catalog(&[e1, e2]);
+    let o = w.apply(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    let r2 = report_of(&o);
+    assert_eq!(r2.state, ReadinessState::Failed);
+    assert!(
+        r2.error
+            .clone()
+            .unwrap_or_default()
+            .contains(&sha256_hex(&v2)),
+        "{:?}",
+        r2.error
+    );
+    assert_eq!(
+        r2.serving.as_ref().map(|s| s.sha256.as_str()),
+        Some(r.sha256.as_str())
+    );
 }

@@ -35,6 +35,8 @@ pub struct Entry<'a> {
     pub sha256: Option<String>,
     pub quality: f64,
     pub task: &'a str,
+    /// A plain `https://`/`file://` URL to download instead of the hub.
+    pub url: Option<String>,
 }
 
 impl World {
@@ -90,7 +92,11 @@ impl World {
                 .sha256
                 .as_ref()
                 .map(|s| format!("    sha256: {s}\n"))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                + &e.url
+                    .as_ref()
+                    .map(|u| format!("    url: {u}\n"))
+                    .unwrap_or_default();
             let (index, emb) = if e.task == "embedding" {
                 (
                     format!("{{embedding: {}}}", e.quality),
@@ -197,5 +203,6 @@ pub fn entry<'a>(
         sha256: Some(sha256_hex(bytes)),
         quality,
         task: "chat",
+        url: None,
     }
 }
