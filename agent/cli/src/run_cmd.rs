@@ -11,27 +11,8 @@ use fleetfit_deploy::smoke::SmokeCommand;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// `10`, `10s`, `500ms`, `2m`, `1h` → a duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (like 10s, 500ms, 2m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// `10`, `10s`, `500ms`, `2m`, `1h` → a duration (the core's one parser).
+pub use fleetfit_core::units::parse_duration;
 
 /// Runs the daemon until a signal.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -97,21 +78,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = term => {}
         _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
-        assert!(parse_duration("2d").is_err());
-        assert!(parse_duration("x").is_err());
     }
 }

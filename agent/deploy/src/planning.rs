@@ -11,17 +11,17 @@ use fleetfit_core::policy::parse_policies;
 use fleetfit_core::profile::DeviceProfile;
 use std::path::{Path, PathBuf};
 
-/// `*.yaml`/`*.yml` files in `dir` (not recursive; `*.test.yaml` skipped), sorted, as
-/// `(path, text)` pairs.
+/// `(path, text)` of the catalog/policy sources in `dir` (`fleetfit_core::yaml::is_yaml_source`),
+/// sorted: the same files `fleetfit plan --catalog/--policies DIR` reads.
 pub fn read_yaml_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read directory `{}`", dir.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml"))
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| fleetfit_core::yaml::is_yaml_source(&n.to_string_lossy()))
         })
         .collect();
     paths.sort();

@@ -13,28 +13,10 @@ use std::path::{Path, PathBuf};
 /// `(path as the user named it, file text)` pairs, in the order they are evaluated.
 pub type Sources = Vec<(String, String)>;
 
-/// `*.yaml`/`*.yml` files in `dir` (not recursive; `tests/` and hidden entries skipped), sorted.
+/// `*.yaml`/`*.yml` files in `dir` (not recursive; `*.test.yaml` and hidden files skipped),
+/// sorted: the same reader `fleetfit serve` uses.
 pub fn read_yaml_dir(dir: &Path) -> Result<Sources, Failure> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read directory `{}`", dir.display()))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml"))
-        })
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read `{}`", p.display()))?;
-            Ok((p.display().to_string(), text))
-        })
-        .collect()
+    fleetfit_server::config::read_yaml_dir(dir).map_err(|e| Failure::Error(anyhow!(e)))
 }
 
 /// The catalog from `dir`, or the embedded one.

@@ -93,9 +93,48 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// Parses a duration flag: `90` (seconds), `500ms`, `1.5s`, `15m`, `24h`, `7d`.
+///
+/// # Errors
+/// A message naming the text and the units accepted.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 15m, 24h, 7d)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (ms, s, m, h, d)")),
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{text}` is not a valid duration"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_hours(24));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_hours(168));
+        assert!(parse_duration("2w").is_err());
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("").is_err());
+    }
 
     #[test]
     fn formats_binary_units() {

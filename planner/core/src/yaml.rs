@@ -96,6 +96,17 @@ fn classify(message: &str) -> &'static str {
     }
 }
 
+/// Whether a directory entry named `file_name` is a catalog/policy source: `*.yaml` or `*.yml`,
+/// not a policy test (`*.test.yaml`), not hidden. Every reader of a catalog or policy directory
+/// (`fleetfit plan|lint`, `fleetfit serve`, `fleetfit-agent apply`) uses this one rule.
+pub fn is_yaml_source(file_name: &str) -> bool {
+    std::path::Path::new(file_name)
+        .extension()
+        .is_some_and(|e| e == "yaml" || e == "yml")
+        && !file_name.ends_with(".test.yaml")
+        && !file_name.starts_with('.')
+}
+
 /// Whether `s` is a `YYYY-MM-DD` date (month 1–12, day 1–31).
 pub fn is_date(s: &str) -> bool {
     let b = s.as_bytes();

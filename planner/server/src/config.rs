@@ -51,12 +51,10 @@ fn yaml_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .filter(|p| {
-            !p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.ends_with(".test.yaml") || n.starts_with('.')
-            })
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| fleetfit_core::yaml::is_yaml_source(&n.to_string_lossy()))
         })
         .collect())
 }

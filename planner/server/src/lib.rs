@@ -55,24 +55,8 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Parses `90`, `90s`, `15m`, `24h`, `7d` into a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((t, ""), |i| t.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 15m, 24h, 7d)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}` (s, m, h, d)")),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(mult)))
-}
+/// Parses `90`, `500ms`, `90s`, `15m`, `24h`, `7d` into a duration (the core's one parser).
+pub use fleetfit_core::units::parse_duration;
 
 /// Runs the server until SIGINT/SIGTERM, on a runtime of its own.
 pub fn serve_blocking(opts: ServeOptions) -> Result<(), ServeError> {
