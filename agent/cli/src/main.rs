@@ -123,6 +123,11 @@ struct VerifyArgs {
     /// Tokens to generate greedily (stops early at end of sequence).
     #[arg(long, value_name = "N", default_value_t = 8)]
     max_new_tokens: usize,
+
+    /// The device id for the JSON report [default: probe this machine]. `apply` passes the id
+    /// it already probed, so the smoke child does not probe again.
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
 }
 
 /// Flags of `fleetfit-agent run`.

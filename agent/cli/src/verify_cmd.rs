@@ -19,7 +19,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let report = verify_path(&args.path, &opts);
     match args.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json(&report)?)?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json(&report, args.device.as_deref())?)?
+        ),
         OutputFormat::Text => print!("{}", text(&report)),
     }
     Ok(match report.outcome {
@@ -31,7 +34,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 /// The ★ ReadinessReport shape (ARCHITECTURE.md: the `--format json` of `apply` and `verify`)
 /// with the SmokeReport's own fields at the top level too. `verify` checks no digest (that is
 /// `apply`'s job), so `verified.integrity` is false with `integrity_source: "not-checked"`.
-fn json(r: &SmokeReport) -> anyhow::Result<serde_json::Value> {
+fn json(r: &SmokeReport, device: Option<&str>) -> anyhow::Result<serde_json::Value> {
     use fleetfit_core::readiness::{READINESS_SCHEMA, ReadinessState};
     let mut v = serde_json::to_value(r)?;
     let mut verified = r.verification(false);
@@ -40,7 +43,10 @@ fn json(r: &SmokeReport) -> anyhow::Result<serde_json::Value> {
         SmokeOutcome::Failed => ReadinessState::Failed,
         SmokeOutcome::Passed | SmokeOutcome::Skipped => ReadinessState::Ready,
     };
-    let device = fleetfit_probe::probe(&fleetfit_probe::ProbeOptions::default()).id;
+    let device = device.map_or_else(
+        || fleetfit_probe::probe(&fleetfit_probe::ProbeOptions::default()).id,
+        str::to_owned,
+    );
     let model = std::path::Path::new(&r.path)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -373,7 +373,7 @@ pub async fn apply(
     } else {
         fetched.path.clone()
     };
-    let smoke = smoke::run(&opts.smoke, &smoke_path).await;
+    let smoke = smoke::run(&opts.smoke, &smoke_path, device).await;
     let verification = Verification {
         integrity: true,
         integrity_source: Some(integrity_source),

@@ -50,11 +50,13 @@ fn failed(detail: String) -> SmokeResult {
     }
 }
 
-/// Runs the smoke test on `path`. Never errors: anything that goes wrong is a failed check.
-pub async fn run(cmd: &SmokeCommand, path: &Path) -> SmokeResult {
+/// Runs the smoke test on `path` for `device` (passed as `--device`, so the child need not
+/// probe). Never errors: anything that goes wrong is a failed check.
+pub async fn run(cmd: &SmokeCommand, path: &Path, device: &str) -> SmokeResult {
     let mut command = tokio::process::Command::new(&cmd.program);
     command
         .args(&cmd.args)
+        .args(["--device", device])
         .arg(path)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
