@@ -5,7 +5,6 @@
 use fleetfit_core::readiness::Verification;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The schema tag of the state file.
@@ -129,49 +128,13 @@ pub fn save(state_dir: &Path, state: &AgentState) -> Result<(), StateError> {
     write_atomic(&path, text.as_bytes()).map_err(|source| StateError::Write { path, source })
 }
 
-/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename over, fsync the dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+pub use fleetfit_fetch::fsutil::write_atomic;
 
-/// Points `<state dir>/models/<role>` at `target` atomically (a new symlink renamed over the old),
-/// so runtimes configured with that stable path switch models in one step.
+/// Points `<state dir>/models/<role>` at `target` atomically, so runtimes configured with that
+/// stable path switch models in one step.
 pub fn link_current(state_dir: &Path, role: &str, target: &Path) -> std::io::Result<PathBuf> {
-    let dir = state_dir.join("models");
-    std::fs::create_dir_all(&dir)?;
-    let link = dir.join(role);
-    let tmp = dir.join(format!(".{role}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    if let Err(e) = std::fs::rename(&tmp, &link) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    let link = state_dir.join("models").join(role);
+    fleetfit_fetch::fsutil::replace_symlink(target, &link)?;
     Ok(link)
 }
 

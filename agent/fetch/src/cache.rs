@@ -81,30 +81,14 @@ pub(crate) fn link_target(file: &str, etag: &str) -> PathBuf {
     p.join("blobs").join(etag)
 }
 
-/// Creates (or replaces) the relative symlink `link` → `target`, atomically via a temporary name.
+/// Creates (or replaces) the relative symlink `link` → `target`, atomically.
 pub(crate) fn symlink(target: &Path, link: &Path) -> Result<(), FetchError> {
-    if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent).map_err(FetchError::io(parent))?;
-    }
-    let tmp = link.with_file_name(format!(
-        ".{}.fleetfit-tmp-link",
-        link.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(FetchError::io(&tmp))?;
-    std::fs::rename(&tmp, link).map_err(FetchError::io(link))
+    crate::fsutil::replace_symlink(target, link).map_err(FetchError::io(link))
 }
 
-/// Writes `contents` to `path` via a temporary file and a rename.
+/// Writes `contents` to `path` atomically (temporary file, fsync, rename).
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FetchError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(FetchError::io(parent))?;
-    }
-    let tmp = path.with_extension("fleetfit-tmp");
-    std::fs::write(&tmp, contents).map_err(FetchError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(FetchError::io(path))
+    crate::fsutil::write_atomic(path, contents).map_err(FetchError::io(path))
 }
 
 fn stamp(meta: &std::fs::Metadata) -> String {

@@ -30,6 +30,7 @@
 mod cache;
 mod config;
 mod error;
+pub mod fsutil;
 mod transfer;
 
 use std::path::{Path, PathBuf};
